@@ -1,0 +1,18 @@
+"""The only place the platform's Dagster definitions are assembled."""
+
+import dagster as dg
+
+from ingest_platform.assets import bigtop
+from ingest_platform.resources.landing import LandingZoneResource
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.sensors.bigtop import bigtop_landing_sensor
+
+defs = dg.Definitions(
+    assets=[bigtop.bigtop_pushed_events],
+    jobs=[bigtop.bigtop_push_load_job],
+    sensors=[bigtop_landing_sensor],
+    resources={
+        "warehouse": WarehouseResource(),
+        "landing": LandingZoneResource(),
+    },
+)

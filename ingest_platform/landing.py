@@ -1,0 +1,124 @@
+"""The landing zone, as the Dagster side reads it.
+
+The webhook app writes one JSON document per accepted request to `<landing dir>/<stream>/<name>.json` (written to
+a temporary file, fsynced, renamed, directory fsynced; see `webhook_app/landing.py`). A name is the landing time in
+nanoseconds since the epoch, zero-padded to 20 digits, a dash and the request id, so names sort by arrival (a rename
+keeps the temporary file's mtime, which is therefore no arrival order). The document holds `stream`, `request_id`,
+`received_at` and the validated `payload`.
+
+After its rows are committed a file moves to `<stream>/loaded/<YYYY-MM-DD>/`; a file that cannot be loaded moves to
+`quarantine/<stream>/` next to a `.reason` file. The inbox therefore only holds files still to load.
+"""
+
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SUFFIX = ".json"
+LOADED_DIR = "loaded"
+QUARANTINE_DIR = "quarantine"
+_NAME = re.compile(r"^(\d{20})-[A-Za-z0-9_-]{1,64}\.json$")
+
+
+class LandingFileError(Exception):
+    """A landed file that cannot be loaded; it goes to quarantine with this message as the reason."""
+
+
+def landed_ns(name: str) -> int | None:
+    """The landing time encoded in a file name, or None when the name is not a landing file's."""
+    match = _NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def landed_day(name: str) -> str:
+    """The UTC day (`YYYY-MM-DD`) a file landed on: the partition its rows load into."""
+    ns = landed_ns(name)
+    if ns is None:
+        raise LandingFileError(f"{name!r} is not a landing file name")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d")
+
+
+class LandingZone:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def inbox(self, stream: str) -> Path:
+        return self.root / stream
+
+    def pending(self, stream: str, *, after: str = "", settled_before_ns: int | None = None, limit: int) -> list[str]:
+        """Up to `limit` inbox file names greater than `after`, oldest first.
+
+        Files whose name is younger than `settled_before_ns` are left for a later look: a writer names its file
+        just before the rename, so a name older than that bound cannot still appear below one already seen.
+        """
+        try:
+            entries = os.scandir(self.inbox(stream))
+        except FileNotFoundError:
+            return []
+        names = []
+        with entries:
+            for entry in entries:
+                ns = landed_ns(entry.name)
+                if ns is None or entry.name <= after:
+                    continue
+                if settled_before_ns is not None and ns >= settled_before_ns:
+                    continue
+                names.append(entry.name)
+        names.sort()
+        return names[:limit]
+
+    def locate(self, stream: str, name: str) -> Path | None:
+        """Where a landed file is now: the inbox or the loaded archive; None if neither (e.g. quarantined)."""
+        for candidate in (
+            self.inbox(stream) / name,
+            self.inbox(stream) / LOADED_DIR / landed_day(name) / name,
+        ):
+            if candidate.exists():
+                return candidate
+        return None
+
+    def files_for_day(self, stream: str, day: str) -> list[str]:
+        """Every file of `stream` that landed on `day`, loaded or not (what a re-materialization reloads)."""
+        names = [name for name in self.pending(stream, limit=10**9) if landed_day(name) == day]
+        archived = self.inbox(stream) / LOADED_DIR / day
+        if archived.is_dir():
+            names += [name for name in os.listdir(archived) if landed_ns(name) is not None]
+        return sorted(set(names))
+
+    def read(self, stream: str, name: str) -> dict[str, Any]:
+        path = self.locate(stream, name)
+        if path is None:
+            raise FileNotFoundError(f"landing file {stream}/{name} is neither in the inbox nor in {LOADED_DIR}/")
+        try:
+            document = json.loads(path.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise LandingFileError(f"not valid JSON: {error}") from error
+        if not isinstance(document, dict) or "payload" not in document:
+            raise LandingFileError("not a landing document: expected an object with a 'payload'")
+        if document.get("stream") != stream:
+            raise LandingFileError(f"document is for stream {document.get('stream')!r}, not {stream!r}")
+        return document
+
+    def archive(self, stream: str, name: str) -> None:
+        source = self.inbox(stream) / name
+        if not source.exists():
+            return
+        target_dir = self.inbox(stream) / LOADED_DIR / landed_day(name)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        source.rename(target_dir / name)
+
+    def quarantine(self, stream: str, name: str, reason: str) -> Path:
+        target_dir = self.root / QUARANTINE_DIR / stream
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / name
+        (target_dir / f"{name}.reason").write_text(reason + "\n")
+        source = self.locate(stream, name)
+        if source is not None:
+            source.rename(target)
+        return target
+
+    def is_quarantined(self, stream: str, name: str) -> bool:
+        return (self.root / QUARANTINE_DIR / stream / name).exists()

@@ -1,0 +1,6 @@
+"""Partition definitions shared by several sources."""
+
+import dagster as dg
+
+# The UTC day a landing file arrived. end_offset=1 so today's files have a partition to load into.
+landed_daily = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)

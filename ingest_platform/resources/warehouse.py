@@ -1,0 +1,100 @@
+"""The warehouse as a Dagster resource: a SQLAlchemy engine on PostgreSQL or on the embedded SQLite file."""
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from ingest_platform import settings
+from ingest_platform.warehouse import UpsertResult, upgrade, upsert
+
+_engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(url: str) -> sa.Engine:
+    """One engine per URL per process, migrated to the latest schema before its first use."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = create_engine(url)
+            upgrade(engine)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def create_engine(url: str) -> sa.Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets the webserver read while a run writes; FULL keeps a committed load committed.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    return engine
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse every loader writes to.
+
+    `database_url` unset: `DATABASE_URL` from the environment (PostgreSQL through psycopg2), else the SQLite file
+    `<PLATFORM_DATA_DIR>/warehouse.sqlite`. The schema is migrated before the first use in each process.
+    """
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; defaults to DATABASE_URL, else the embedded SQLite file."
+    )
+
+    @property
+    def url(self) -> str:
+        if self.database_url:
+            return settings.normalize_database_url(self.database_url)
+        return settings.database_url()
+
+    @property
+    def engine(self) -> sa.Engine:
+        return engine_for(self.url)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction that commits on success and rolls back on error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    def upsert(
+        self,
+        *,
+        table: sa.Table,
+        rows: Iterable[Mapping[str, Any]],
+        key: Sequence[str],
+        connection: sa.Connection | None = None,
+    ) -> UpsertResult:
+        """Bulk insert-or-update by natural key; in `connection`'s transaction when given, else its own."""
+        if connection is not None:
+            return upsert(connection, table, rows, key=key)
+        with self.begin() as own_connection:
+            return upsert(own_connection, table, rows, key=key)

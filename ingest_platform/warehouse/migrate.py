@@ -1,0 +1,58 @@
+"""Apply the Alembic migrations, idempotently and safely when several processes start at once."""
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Any constant works; it only has to be the same in every process that migrates this database.
+_POSTGRES_LOCK_ID = 0x1A6E57
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the warehouse schema to `revision`; a no-op when it is already there."""
+    with _exclusive(engine), engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _exclusive(engine: sa.Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as lock_connection:
+            lock_connection.exec_driver_sql(f"SELECT pg_advisory_lock({_POSTGRES_LOCK_ID})")
+            try:
+                yield
+            finally:
+                lock_connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_POSTGRES_LOCK_ID})")
+                lock_connection.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)

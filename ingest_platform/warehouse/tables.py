@@ -1,0 +1,36 @@
+"""Table definitions the loaders write through. Alembic migrations create them; keep both in step."""
+
+import sqlalchemy as sa
+
+from ingest_platform.warehouse.types import Json, UtcDateTime
+
+metadata = sa.MetaData()
+
+# One row per event per source, whoever delivered it (the Big Top push endpoint or the collector).
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("source_id", sa.Integer, primary_key=True),
+    sa.Column("external_id", sa.Text, primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("start_utc", UtcDateTime, nullable=False),
+    sa.Column("end_utc", UtcDateTime),
+    sa.Column("description", sa.Text),
+    sa.Column("location", sa.Text),
+    sa.Column("external_url", sa.Text),
+    sa.Column("categories", Json),
+    sa.Column("first_seen_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Index("ix_events_start_utc", "start_utc"),
+)
+
+# Landing files whose rows are committed; written in the same transaction as the rows.
+landing_ledger = sa.Table(
+    "landing_ledger",
+    metadata,
+    sa.Column("stream", sa.Text, primary_key=True),
+    sa.Column("file_name", sa.Text, primary_key=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Text),
+    sa.Column("loaded_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
+)

@@ -1,0 +1,39 @@
+"""Shared-secret checks: constant-time, several valid secrets for rotation, a missing secret disables the route."""
+
+import hmac
+
+from flask import current_app, request
+
+from webhook_app.errors import ApiError
+
+
+def configured_secrets(config_key: str) -> list[str]:
+    """The comma-separated secrets in `config_key`; several are valid at once so a secret rotates without downtime."""
+    raw = current_app.config.get(config_key) or ""
+    return [secret.strip() for secret in raw.split(",") if secret.strip()]
+
+
+def matches_any(candidate: str, secrets: list[str]) -> bool:
+    # Compare with every secret, no early exit, so timing reveals neither a match nor which one.
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(candidate.encode(), secret.encode())
+    return matched
+
+
+def require_bearer(config_key: str, *, disabled_error: str) -> None:
+    """Raise unless the request's `Authorization: Bearer` token is one of the secrets in `config_key`."""
+    secrets = configured_secrets(config_key)
+    if not secrets:
+        raise ApiError(503, disabled_error, f"This endpoint is disabled: {config_key} is not set on the server.")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="ingest"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Missing bearer token: send 'Authorization: Bearer <token>'.",
+            headers=challenge,
+        )
+    if not matches_any(token.strip(), secrets):
+        raise ApiError(401, "unauthorized", "The bearer token is not valid.", headers=challenge)

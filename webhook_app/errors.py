@@ -1,0 +1,61 @@
+"""Every error leaves as JSON: `{"error": CODE, "detail": ..., "fields": [...]}` with its HTTP status."""
+
+import logging
+
+from flask import Flask, Response, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        fields: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.fields = fields or []
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, error: str, detail: str, fields: list[dict[str, str]] | None = None, headers=None
+) -> Response:
+    response = jsonify({"error": error, "detail": detail, "fields": fields or []})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def validation_fields(error: ValidationError) -> list[dict[str, str]]:
+    """Each schema problem as `{"field": "events.0.start_utc", "problem": ...}`."""
+    return [
+        {"field": ".".join(str(part) for part in problem["loc"]) or "(body)", "problem": problem["msg"]}
+        for problem in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.error, error.detail, error.fields, error.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        code = (error.name or "error").lower().replace(" ", "_")
+        headers = dict(error.get_headers())
+        headers.pop("Content-Type", None)
+        return error_response(error.code or 500, code, error.description or error.name, headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "The server failed to handle the request; retry later.")
