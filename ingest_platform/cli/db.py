@@ -4,7 +4,7 @@ import argparse
 
 from ingest_platform import settings
 from ingest_platform.resources.warehouse import create_engine
-from ingest_platform.warehouse.migrate import current_revision, upgrade
+from ingest_platform.warehouse.migrate import current_revisions, upgrade
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -17,10 +17,11 @@ def register(groups: argparse._SubParsersAction) -> None:
 def _upgrade(_args: argparse.Namespace) -> int:
     engine = create_engine(settings.database_url())
     upgrade(engine)
-    print(f"warehouse at revision {current_revision(engine)} ({engine.url.render_as_string(hide_password=True)})")
+    where = engine.url.render_as_string(hide_password=True)
+    print(f"warehouse at revisions {', '.join(current_revisions(engine))} ({where})")
     return 0
 
 
 def _current(_args: argparse.Namespace) -> int:
-    print(current_revision(create_engine(settings.database_url())) or "empty (no migrations applied)")
+    print(", ".join(current_revisions(create_engine(settings.database_url()))) or "empty (no migrations applied)")
     return 0

@@ -22,17 +22,20 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return config
 
 
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Bring the warehouse schema to `revision`; a no-op when it is already there."""
+def upgrade(engine: sa.Engine, revision: str = "heads") -> None:
+    """Bring the warehouse schema to `revision`; a no-op when it is already there.
+
+    Each source's migrations branch off the foundation revision, so "heads" (all of them) is the default.
+    """
     with _exclusive(engine), engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
-def current_revision(engine: sa.Engine) -> str | None:
+def current_revisions(engine: sa.Engine) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
 @contextmanager

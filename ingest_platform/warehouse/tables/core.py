@@ -1,4 +1,4 @@
-"""Table definitions the loaders write through. Alembic migrations create them; keep both in step."""
+"""Tables shared by every source: the events table and the landing ledger. Keep in step with the migrations."""
 
 import sqlalchemy as sa
 

@@ -1,0 +1,5 @@
+"""Every warehouse table, one module per source; all share one MetaData. Alembic migrations create them."""
+
+from ingest_platform.warehouse.tables.core import events, landing_ledger, metadata
+
+__all__ = ["events", "landing_ledger", "metadata"]
