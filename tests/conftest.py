@@ -1,0 +1,81 @@
+"""Fixtures shared by the whole suite: the warehouse on both backends and a private data directory."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from ingest_platform.resources.warehouse import WarehouseResource, dispose_engines
+from ingest_platform.warehouse.tables import metadata
+
+POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own platform data directory; nothing touches the checkout's .data/."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    monkeypatch.setenv("PLATFORM_DATA_DIR", str(directory))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("LANDING_DIR", raising=False)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test process, dropped at the end.
+
+    Without a server the PostgreSQL tests skip with the reason, except in CI (CI=true), where they must run.
+    """
+    try:
+        admin = psycopg2.connect(POSTGRES_ADMIN_DSN, connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and is not reachable: {error}")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
+    admin.autocommit = True
+    name = f"ingest_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    params = admin.get_dsn_parameters()
+    try:
+        yield f"postgresql+psycopg2://{params['user']}@{params['host']}:{params['port']}/{name}"
+    finally:
+        dispose_engines()
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
+    """The warehouse URL on each backend; PostgreSQL tables are emptied before each test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{data_dir / 'warehouse.sqlite'}"
+    url = request.getfixturevalue("postgres_url")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str) -> WarehouseResource:
+    return WarehouseResource(database_url=warehouse_url)
+
+
+@pytest.fixture
+def pg_warehouse(postgres_url: str) -> WarehouseResource:
+    """The PostgreSQL warehouse alone, emptied, for tests that need the production backend."""
+    _truncate_all(postgres_url)
+    return WarehouseResource(database_url=postgres_url)
+
+
+def _truncate_all(url: str) -> None:
+    engine = WarehouseResource(database_url=url).engine
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {names}"))
