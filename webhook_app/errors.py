@@ -6,6 +6,8 @@ from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from webhook_app.landing import LandingUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +56,13 @@ def register_error_handlers(app: Flask) -> None:
         headers = dict(error.get_headers())
         headers.pop("Content-Type", None)
         return error_response(error.code or 500, code, error.description or error.name, headers=headers)
+
+    @app.errorhandler(LandingUnavailable)
+    def _landing_unavailable(error: LandingUnavailable) -> Response:
+        log.error("landing zone unavailable: %s", error)
+        return error_response(
+            503, "landing_unavailable", "The request could not be stored durably; nothing was accepted, retry later."
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

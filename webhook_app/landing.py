@@ -15,12 +15,22 @@ from typing import Any
 TMP_DIR = ".tmp"
 
 
+class LandingUnavailable(Exception):
+    """The landing zone could not store a request durably; the client gets a 503 and retries."""
+
+
 class LandingWriter:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
     def land(self, *, stream: str, request_id: str, received_at: datetime, payload: Any) -> Path:
         """Write one accepted request; returns its final path only once it is durable."""
+        try:
+            return self._land(stream=stream, request_id=request_id, received_at=received_at, payload=payload)
+        except OSError as error:
+            raise LandingUnavailable(f"{stream}: {error.strerror or error}") from error
+
+    def _land(self, *, stream: str, request_id: str, received_at: datetime, payload: Any) -> Path:
         document = {
             "stream": stream,
             "request_id": request_id,

@@ -76,6 +76,5 @@ def bigtop_pushed_events(
 bigtop_push_load_job = dg.define_asset_job(
     "bigtop_push_load_job",
     selection=[bigtop_pushed_events],
-    partitions_def=landed_daily,
     description="Loads landed Big Top push batches; requested by bigtop_landing_sensor.",
 )

@@ -1,0 +1,118 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.warehouse.tables import events
+from ingest_platform.warehouse.upsert import UpsertResult
+
+KEY = ["source_id", "external_id"]
+START = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
+
+
+def event(external_id: str, **changes) -> dict:
+    row = {
+        "source_id": 5,
+        "external_id": external_id,
+        "title": f"Event {external_id}",
+        "start_utc": START,
+        "end_utc": None,
+        "description": None,
+        "location": "Taproom",
+        "external_url": None,
+        "categories": ["music"],
+    }
+    row.update(changes)
+    return row
+
+
+def stored(warehouse: WarehouseResource) -> dict[str, dict]:
+    with warehouse.engine.connect() as connection:
+        return {row.external_id: row._asdict() for row in connection.execute(sa.select(events))}
+
+
+def test_inserts_then_reports_unchanged(warehouse: WarehouseResource) -> None:
+    rows = [event(f"e{i}") for i in range(5)]
+    assert warehouse.upsert(table=events, rows=rows, key=KEY) == UpsertResult(inserted=5)
+    assert warehouse.upsert(table=events, rows=rows, key=KEY) == UpsertResult(unchanged=5)
+    assert len(stored(warehouse)) == 5
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"title": "Renamed"}, id="text"),
+        pytest.param({"start_utc": START + timedelta(hours=1)}, id="timestamp"),
+        pytest.param({"end_utc": START + timedelta(hours=3)}, id="null-to-value"),
+        pytest.param({"location": None}, id="value-to-null"),
+        pytest.param({"categories": ["music", "food"]}, id="json"),
+    ],
+)
+def test_counts_only_really_changed_rows_as_updated(warehouse: WarehouseResource, change: dict) -> None:
+    warehouse.upsert(table=events, rows=[event("a"), event("b")], key=KEY)
+    result = warehouse.upsert(table=events, rows=[event("a", **change), event("b")], key=KEY)
+    assert result == UpsertResult(updated=1, unchanged=1)
+    assert {name: stored(warehouse)["a"][name] for name in change} == change
+
+
+def test_update_touches_updated_at_but_not_first_seen(warehouse: WarehouseResource) -> None:
+    warehouse.upsert(table=events, rows=[event("a")], key=KEY)
+    before = stored(warehouse)["a"]
+    with warehouse.begin() as connection:
+        connection.execute(sa.update(events).values(updated_at=START, first_seen_at=START))
+    warehouse.upsert(table=events, rows=[event("a")], key=KEY)
+    assert stored(warehouse)["a"]["updated_at"] == START, "an unchanged row is not rewritten"
+    warehouse.upsert(table=events, rows=[event("a", title="New")], key=KEY)
+    after = stored(warehouse)["a"]
+    assert after["first_seen_at"] == START
+    assert after["updated_at"] > START
+    assert before["first_seen_at"] <= after["updated_at"]
+
+
+def test_repeated_key_in_one_batch_keeps_the_last_row(warehouse: WarehouseResource) -> None:
+    result = warehouse.upsert(table=events, rows=[event("a", title="first"), event("a", title="last")], key=KEY)
+    assert result == UpsertResult(inserted=1)
+    assert stored(warehouse)["a"]["title"] == "last"
+
+
+def test_text_that_needs_escaping_round_trips(warehouse: WarehouseResource) -> None:
+    awkward = "tab\there\nnew line\r\\N back\\slash \\ 'quote' \"dq\" ünïcødé 🎪"
+    warehouse.upsert(table=events, rows=[event("a", description=awkward, categories=["a\tb", "c\nd"])], key=KEY)
+    row = stored(warehouse)["a"]
+    assert row["description"] == awkward
+    assert row["categories"] == ["a\tb", "c\nd"]
+    again = warehouse.upsert(table=events, rows=[event("a", description=awkward, categories=["a\tb", "c\nd"])], key=KEY)
+    assert again == UpsertResult(unchanged=1)
+
+
+def test_times_are_stored_in_utc_and_read_back_aware(warehouse: WarehouseResource) -> None:
+    new_york = timezone(timedelta(hours=-5))
+    warehouse.upsert(table=events, rows=[event("a", start_utc=datetime(2026, 3, 1, 13, 0, tzinfo=new_york))], key=KEY)
+    assert stored(warehouse)["a"]["start_utc"] == START
+    assert stored(warehouse)["a"]["start_utc"].tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        pytest.param([event("a"), {**event("b"), "surprise": 1}], "different columns", id="ragged-rows"),
+        pytest.param([{**event("a"), "surprise": 1}], "unknown columns", id="unknown-column"),
+        pytest.param([event("a", start_utc=datetime(2026, 1, 1))], "naive datetime", id="naive-datetime"),
+    ],
+)
+def test_rejects_bad_rows_and_writes_nothing(warehouse: WarehouseResource, rows: list[dict], message: str) -> None:
+    with pytest.raises((ValueError, sa.exc.StatementError), match=message):
+        warehouse.upsert(table=events, rows=rows, key=KEY)
+    assert stored(warehouse) == {}
+
+
+def test_runs_in_the_callers_transaction(warehouse: WarehouseResource) -> None:
+    with pytest.raises(RuntimeError), warehouse.begin() as connection:
+        warehouse.upsert(table=events, rows=[event("a")], key=KEY, connection=connection)
+        raise RuntimeError("the load failed after the upsert")
+    assert stored(warehouse) == {}
+
+
+def test_empty_batch_is_a_no_op(warehouse: WarehouseResource) -> None:
+    assert warehouse.upsert(table=events, rows=[], key=KEY) == UpsertResult()

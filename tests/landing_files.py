@@ -1,0 +1,33 @@
+"""Write landing files the way the webhook app does, for tests of the Dagster side."""
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def land(root: Path, stream: str, payload: Any, *, at_ns: int | None = None, raw: bytes | None = None) -> str:
+    """Put one landing document (or `raw` bytes) into `stream`'s inbox and return its file name."""
+    request_id = uuid.uuid4().hex
+    ns = at_ns if at_ns is not None else time.time_ns() - 10_000_000_000
+    name = f"{ns:020d}-{request_id}.json"
+    inbox = root / stream
+    inbox.mkdir(parents=True, exist_ok=True)
+    document = {
+        "stream": stream,
+        "request_id": request_id,
+        "received_at": datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(),
+        "payload": payload,
+    }
+    (inbox / name).write_bytes(raw if raw is not None else json.dumps(document).encode())
+    return name
+
+
+def bigtop_batch(*events: dict, run_id: str = "run-1") -> dict:
+    return {"source_id": 5, "run_id": run_id, "sent_at": "2026-03-01T12:00:00+00:00", "events": list(events)}
+
+
+def bigtop_event(external_id: str, title: str = "Trivia night", start: str = "2026-03-05T23:00:00+00:00") -> dict:
+    return {"external_id": external_id, "title": title, "start_utc": start}

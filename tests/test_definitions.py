@@ -1,0 +1,45 @@
+"""A snapshot of the graph: any added, renamed or removed asset, check, job, schedule or sensor shows up here."""
+
+import dagster as dg
+
+from ingest_platform.definitions import defs
+
+ASSET_KEYS = {
+    "bigtop/raw/pushed_events",
+}
+ASSET_CHECK_KEYS: set[str] = set()
+JOBS = {
+    "__ASSET_JOB",
+    "bigtop_push_load_job",
+}
+SCHEDULES: set[str] = set()
+SENSORS = {
+    "bigtop_landing_sensor",
+}
+
+
+def repository() -> dg.RepositoryDefinition:
+    return defs.get_repository_def()
+
+
+def test_asset_keys() -> None:
+    assert {key.to_user_string() for key in repository().asset_graph.get_all_asset_keys()} == ASSET_KEYS
+
+
+def test_asset_check_keys() -> None:
+    checks = repository().asset_graph.asset_check_keys
+    assert {f"{check.asset_key.to_user_string()}:{check.name}" for check in checks} == ASSET_CHECK_KEYS
+
+
+def test_jobs_schedules_and_sensors() -> None:
+    repo = repository()
+    assert set(repo.job_names) == JOBS
+    assert {schedule.name for schedule in repo.schedule_defs} == SCHEDULES
+    assert {sensor.name for sensor in repo.sensor_defs} == SENSORS
+
+
+def test_asset_keys_follow_source_layer_table_and_group_by_source() -> None:
+    for asset_key in repository().asset_graph.get_all_asset_keys():
+        node = repository().asset_graph.get(asset_key)
+        assert len(asset_key.path) == 3, asset_key
+        assert node.group_name == asset_key.path[0], asset_key

@@ -1,0 +1,48 @@
+"""The Dagster instance as dagster.yaml configures it."""
+
+import yaml
+from dagster._core.storage.dagster_run import DagsterRunStatus
+
+from ingest_platform.tags import BROWSER_RUN_TAGS, BROWSER_TAG_KEY, BROWSER_TAG_VALUE
+from tests.dagster_instance import PROJECT_DAGSTER_YAML, project_instance_config, queue_harness
+
+JOB = "bigtop_push_load_job"
+IN_PROGRESS = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
+
+
+def test_second_browser_run_waits_while_the_first_is_in_progress() -> None:
+    with queue_harness() as queue:
+        first = queue.submit(JOB, tags=BROWSER_RUN_TAGS)
+        second = queue.submit(JOB, tags=BROWSER_RUN_TAGS)
+        untagged = queue.submit(JOB)
+        queue.tick()
+        assert queue.status(first) in IN_PROGRESS
+        assert queue.status(second) == DagsterRunStatus.QUEUED
+        assert queue.status(untagged) in IN_PROGRESS, "runs without the browser tag are not held back"
+
+        queue.tick()
+        assert queue.status(second) == DagsterRunStatus.QUEUED
+
+        queue.finish(first)
+        queue.tick()
+        assert queue.status(second) in IN_PROGRESS
+
+
+def test_without_the_concurrency_block_both_browser_runs_start() -> None:
+    """Proves the test above measures dagster.yaml, not a default of Dagster's."""
+    config = project_instance_config()
+    del config["concurrency"]
+    with queue_harness(config) as queue:
+        runs = [queue.submit(JOB, tags=BROWSER_RUN_TAGS) for _ in range(2)]
+        queue.tick()
+        assert [queue.status(run) in IN_PROGRESS for run in runs] == [True, True]
+
+
+def test_dagster_yaml_limits_the_project_browser_tag_and_monitors_runs() -> None:
+    config = yaml.safe_load(PROJECT_DAGSTER_YAML.read_text())
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": BROWSER_TAG_KEY, "value": BROWSER_TAG_VALUE, "limit": 1} in limits
+    assert config["run_monitoring"]["enabled"] is True, "dagster/max_runtime needs run monitoring"
+    assert config["run_retries"]["enabled"] is True
+    assert config["telemetry"]["enabled"] is False
+    assert "QueuedRunCoordinator" in config["run_coordinator"]["class"]

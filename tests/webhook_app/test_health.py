@@ -1,0 +1,20 @@
+from datetime import datetime
+
+
+def test_health_is_open_and_reports_time(client) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok"
+    assert datetime.fromisoformat(response.json["time"]).tzinfo is not None
+
+
+def test_webhook_app_does_not_import_the_platform() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, webhook_app; webhook_app.create_app(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ingest_platform', 'dagster')))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
