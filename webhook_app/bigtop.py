@@ -70,8 +70,6 @@ def push_events():
     received_at = datetime.now(UTC)
     batch = json_body(PushBatch)
     request_id = uuid.uuid4().hex
-    current_app.extensions["landing"].land(
-        stream=STREAM, request_id=request_id, received_at=received_at, payload=batch.model_dump(mode="json")
-    )
+    current_app.extensions["landing"].land(stream=STREAM, request_id=request_id, received_at=received_at, payload=batch)
     log.info("landed bigtop batch run_id=%s events=%d request_id=%s", batch.run_id, len(batch.events), request_id)
     return jsonify({"accepted": len(batch.events), "request_id": request_id}), 202

@@ -19,7 +19,7 @@ def build_landing_sensor(
     asset_key: dg.AssetKey,
     files_per_run: int = 100,
     max_files_per_tick: int = 2_000,
-    settle_seconds: float = 2.0,
+    settle_seconds: float = 1.0,
     minimum_interval_seconds: int = 10,
 ) -> dg.SensorDefinition:
     """A sensor that batches up to `files_per_run` new files of `stream` into one run per landed day.

@@ -4,10 +4,12 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -15,7 +17,10 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _POSTGRES_LOCK_ID = 0x1A6E57
 
 
-def alembic_config(connection: sa.Connection | None = None) -> Config:
+# Alembic is imported on first use: loading the code location (every run, every UI reload) does not need it.
+def alembic_config(connection: sa.Connection | None = None) -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -27,6 +32,8 @@ def upgrade(engine: sa.Engine, revision: str = "heads") -> None:
 
     Each source's migrations branch off the foundation revision, so "heads" (all of them) is the default.
     """
+    from alembic import command
+
     with _exclusive(engine), engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
