@@ -7,6 +7,7 @@ never retried. Production upserts by (source_id, external_id), so a retried batc
 nothing. The token only ever travels in the `Authorization` header; every line this module reports is redacted.
 """
 
+import dataclasses
 import email.utils
 import json
 import time
@@ -210,7 +211,8 @@ def push_events(
     if httpx.URL(url).scheme == "http" and httpx.URL(url).host not in LOOPBACK_HOSTS:
         say(f"warning: {url} is plain http; the token crosses the network unencrypted")
     batches = [events_to_send[start : start + batch_size] for start in range(0, len(events_to_send), batch_size)]
-    summary = PushSummary(run_id=run_id or new_run_id(), endpoint=url, batches_planned=len(batches))
+    # The summary ends up in run metadata: keep the token out of it even when it was pasted into the URL.
+    summary = PushSummary(run_id=run_id or new_run_id(), endpoint=redact(url, token), batches_planned=len(batches))
     headers = {
         "Authorization": f"Bearer {token}",
         "Content-Type": "application/json",
@@ -224,6 +226,8 @@ def push_events(
             result = _post_batch(
                 client, url, body, number=number, total=len(batches), size=len(batch), retry=retry, say=say, sleep=sleep
             )
+            if result.error:
+                result = dataclasses.replace(result, error=redact(result.error, token))
             summary.results.append(result)
             say(_progress_line(result, total=len(batches)))
             if result.stops_push:
