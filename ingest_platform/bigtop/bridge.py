@@ -132,5 +132,9 @@ def _partition_range_tags(
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error is not None:
-            return event.step_failure_data.error.message.strip()
+            # Dagster wraps the asset's own exception; the innermost cause is the one that says what happened.
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return error.message.strip()
     return "see the run's logs"

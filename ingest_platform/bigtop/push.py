@@ -9,6 +9,7 @@ nothing. The token only ever travels in the `Authorization` header; every line t
 
 import dataclasses
 import email.utils
+import ipaddress
 import json
 import time
 import uuid
@@ -29,7 +30,6 @@ ENDPOINT_PATH = "/api/ingest/bigtop/events"
 EVENT_FIELDS = ("external_id", "title", "start_utc", "end_utc", "description", "location", "external_url", "categories")
 # A wrong token, a wrong URL or a redirect fails every batch the same way: the push stops at the first one.
 STOP_STATUSES = frozenset({401, 403, 404})
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 Report = Callable[[str], None]
 
@@ -208,7 +208,7 @@ def push_events(
     def say(message: str) -> None:
         report(redact(message, token))
 
-    if httpx.URL(url).scheme == "http" and httpx.URL(url).host not in LOOPBACK_HOSTS:
+    if httpx.URL(url).scheme == "http" and not _is_loopback(httpx.URL(url).host):
         say(f"warning: {url} is plain http; the token crosses the network unencrypted")
     batches = [events_to_send[start : start + batch_size] for start in range(0, len(events_to_send), batch_size)]
     # The summary ends up in run metadata: keep the token out of it even when it was pasted into the URL.
@@ -284,6 +284,15 @@ def _post_batch(
         error=f"{problem}; gave up after {retry.max_attempts} attempts",
         stops_push=True,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _accepted(response: httpx.Response, size: int) -> int:

@@ -266,6 +266,28 @@ def test_settings_are_checked_before_any_request(api_base: str, token: str, prob
         push_events(pushed(1), api_base=api_base, token=token)
 
 
+# Connecting to 0.0.0.0 reaches this machine: an address that is not loopback yet needs no network.
+NOT_LOOPBACK = "0.0.0.0"  # noqa: S104
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"), [("127.0.0.1", False), ("localhost", False), (NOT_LOOPBACK, True)], ids=str
+)
+def test_plain_http_off_loopback_is_warned_about(host: str, warned: bool) -> None:
+    recorder = Recorder()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    push_events(
+        pushed(1),
+        api_base=f"http://{host}:{port}",
+        token=TOKEN,
+        retry=RetryPolicy(max_attempts=1),
+        report=recorder.report,
+    )
+    assert any("is plain http; the token crosses the network unencrypted" in line for line in recorder.lines) is warned
+
+
 def test_endpoint_url_keeps_a_path_prefix() -> None:
     assert endpoint_url("https://example.org/") == "https://example.org/api/ingest/bigtop/events"
     assert endpoint_url("https://example.org/srq") == "https://example.org/srq/api/ingest/bigtop/events"

@@ -72,6 +72,11 @@ def stand_in_collector(
     )
 
 
+@dg.asset(key=COLLECTOR_KEY, group_name="bigtop")
+def challenged_collector() -> None:
+    raise RuntimeError("Cloudflare challenge on the page: HTTP 403")
+
+
 def with_collector() -> dg.Definitions:
     return dg.Definitions(assets=[stand_in_collector], resources={"warehouse": WarehouseResource()})
 
@@ -209,6 +214,17 @@ def test_missing_collector_fails_with_a_clear_message(landing_dir: Path, capsys:
     err = capsys.readouterr().err
     assert "collector asset bigtop/raw/collected_events is not in the platform's definitions" in err
     assert "--no-collect" in err
+    assert production.requests == []
+
+
+def test_a_failed_collection_stops_before_pushing(landing_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    local().upsert(table=events, rows=collected_rows(2), key=KEY)
+    failing = dg.Definitions(assets=[challenged_collector])
+    with BigTopProduction(landing_dir, TOKEN) as production:
+        code = push("--api-base", production.url, "--token", TOKEN, defs=failing)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "the collector run " in err and "failed: RuntimeError: Cloudflare challenge on the page: HTTP 403" in err
     assert production.requests == []
 
 
