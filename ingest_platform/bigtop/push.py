@@ -230,8 +230,8 @@ def push_events(
                 result = dataclasses.replace(result, error=redact(result.error, token))
             summary.results.append(result)
             say(_progress_line(result, total=len(batches)))
-            if result.stops_push:
-                say(f"stopping: the {len(batches) - number} remaining batches would fail the same way")
+            if result.stops_push and number < len(batches):
+                say(f"stopping: the {len(batches) - number} remaining batches are not sent (rerun the push)")
                 break
     say(summary.line())
     return summary
