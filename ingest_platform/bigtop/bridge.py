@@ -17,8 +17,6 @@ import dagster as dg
 from ingest_platform.tags import BROWSER_RUN_TAGS
 
 COLLECTOR_KEY = dg.AssetKey(["bigtop", "raw", "collected_events"])
-# The collector's config fields the bridge passes on when the asset takes them (the seed's option names).
-COLLECTOR_OPTIONS = ("future_only", "limit", "delay")
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 BUSY_STATUSES = [
@@ -65,7 +63,6 @@ def collect(
     instance: dg.DagsterInstance,
     future_only: bool = False,
     limit: int | None = None,
-    delay: float | None = None,
 ) -> Collection:
     """Materialize the collector asset once; raise BridgeError when it is missing, busy or fails."""
     if COLLECTOR_KEY not in defs.resolve_all_asset_keys():
@@ -75,10 +72,9 @@ def collect(
         )
     assets_def = defs.resolve_assets_def(COLLECTOR_KEY)
     _refuse_if_browser_busy(instance)
-    job = defs.resolve_implicit_job_def_def_for_assets([COLLECTOR_KEY])
-    if job is None:
-        raise BridgeError(f"no job can materialize {COLLECTOR_KEY.to_user_string()}")
-    options = {"future_only": future_only, "limit": limit, "delay": delay}
+    job = _collector_job(defs)
+    # The options the collector shares with the bridge, passed on when its config declares them.
+    options = {"future_only": future_only, "limit": limit}
     accepted = _config_fields(assets_def)
     config = {name: value for name, value in options.items() if name in accepted and value is not None}
     run_config = {"ops": {assets_def.op.name: {"config": config}}} if config else {}
@@ -95,6 +91,17 @@ def collect(
     for materialization in result.asset_materializations_for_node(assets_def.op.name):
         metadata.update({key: value.value for key, value in materialization.metadata.items()})
     return Collection(run_id=result.run_id, metadata=metadata)
+
+
+def _collector_job(defs: dg.Definitions) -> dg.JobDefinition:
+    """The collector's own job when the definitions have one (it carries its run tags), else the implicit one."""
+    for job in defs.resolve_all_job_defs():
+        if not job.name.startswith("__") and set(job.asset_layer.selected_asset_keys) == {COLLECTOR_KEY}:
+            return job
+    job = defs.resolve_implicit_job_def_def_for_assets([COLLECTOR_KEY])
+    if job is None:
+        raise BridgeError(f"no job can materialize {COLLECTOR_KEY.to_user_string()}")
+    return job
 
 
 def _refuse_if_browser_busy(instance: dg.DagsterInstance) -> None:

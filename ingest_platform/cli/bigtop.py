@@ -122,9 +122,7 @@ def _collect(args: argparse.Namespace, defs: dg.Definitions | None) -> None:
         defs = platform_defs
     with bridge_instance() as instance:
         _print("collecting: materializing bigtop/raw/collected_events")
-        collection = collect(
-            defs=defs, instance=instance, future_only=args.future_only, limit=args.limit, delay=args.delay
-        )
+        collection = collect(defs=defs, instance=instance, future_only=args.future_only, limit=args.limit)
     details = ", ".join(f"{key}={value}" for key, value in collection.metadata.items() if _is_scalar(value))
     _print(f"collected in run {collection.run_id}" + (f": {details}" if details else ""))
 

@@ -48,7 +48,7 @@ def collected_rows(count: int, *, title: str = "Bingo") -> list[dict]:
 class StandInCollectorConfig(dg.Config):
     future_only: bool = False
     limit: int | None = None
-    delay: float = 0.25
+    delay_s: float = 0.25
 
 
 @dg.asset(
@@ -77,8 +77,15 @@ def challenged_collector() -> None:
     raise RuntimeError("Cloudflare challenge on the page: HTTP 403")
 
 
+stand_in_collect_job = dg.define_asset_job(
+    "bigtop_collect_job", selection=[stand_in_collector], tags={**BROWSER_RUN_TAGS, "dagster/max_runtime": "1800"}
+)
+
+
 def with_collector() -> dg.Definitions:
-    return dg.Definitions(assets=[stand_in_collector], resources={"warehouse": WarehouseResource()})
+    return dg.Definitions(
+        assets=[stand_in_collector], jobs=[stand_in_collect_job], resources={"warehouse": WarehouseResource()}
+    )
 
 
 def without_collector() -> dg.Definitions:
@@ -184,10 +191,12 @@ def test_collect_materializes_the_collector_on_the_persistent_instance(
         (run,) = instance.get_runs()
         materialization = instance.get_latest_materialization_event(COLLECTOR_KEY).asset_materialization
     assert run.is_success
-    assert run.tags.items() >= BROWSER_RUN_TAGS.items()
+    assert run.job_name == "bigtop_collect_job"
+    assert run.tags.items() >= {**BROWSER_RUN_TAGS, "dagster/max_runtime": "1800"}.items()
     today_new_york = datetime.now(ZoneInfo("America/New_York")).date()
     assert run.tags["dagster/asset_partition_range_start"] == today_new_york.isoformat()
-    assert materialization.metadata["config"].value == {"future_only": True, "limit": 40, "delay": 0.0}
+    # --delay paces the push's batches; the collector keeps its own pacing.
+    assert materialization.metadata["config"].value == {"future_only": True, "limit": 40, "delay_s": 0.25}
     assert f"collected in run {run.run_id}" in capsys.readouterr().out
 
 
