@@ -11,6 +11,7 @@ ASSET_CHECK_KEYS: set[str] = set()
 JOBS = {
     "__ASSET_JOB",
     "bigtop_push_load_job",
+    "bigtop_push_to_production_job",
 }
 SCHEDULES: set[str] = set()
 SENSORS = {
