@@ -1,4 +1,8 @@
-"""The only place the platform's Dagster definitions are assembled."""
+"""The only place the platform's Dagster definitions are assembled.
+
+`defs` is everything, for one machine (`workspace.yaml`). docker/ serves the same definitions as two code locations:
+`core_defs` on the slim image and `browser_defs` (what drives Chromium) on the browser image, seed 001's split.
+"""
 
 import dagster as dg
 
@@ -9,15 +13,25 @@ from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 
-defs = dg.Definitions(
+# One instance of each resource, shared by both locations (Definitions.merge accepts only identical resources).
+resources = {
+    "warehouse": WarehouseResource(),
+    "landing": LandingZoneResource(),
+    "bigtop_ingest": BigTopIngestResource(
+        api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
+    ),
+}
+
+core_defs = dg.Definitions(
     assets=[bigtop.bigtop_pushed_events],
-    jobs=[bigtop.bigtop_push_load_job, bigtop_push_to_production_job],
+    jobs=[bigtop.bigtop_push_load_job],
     sensors=[bigtop_landing_sensor],
-    resources={
-        "warehouse": WarehouseResource(),
-        "landing": LandingZoneResource(),
-        "bigtop_ingest": BigTopIngestResource(
-            api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
-        ),
-    },
+    resources=resources,
 )
+
+browser_defs = dg.Definitions(
+    jobs=[bigtop_push_to_production_job],
+    resources=resources,
+)
+
+defs = dg.Definitions.merge(core_defs, browser_defs)
