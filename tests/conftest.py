@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -26,9 +27,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test process, dropped at the end.
+@contextmanager
+def _new_postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped at the end; yields its psycopg2 SQLAlchemy URL.
 
     Without a server the PostgreSQL tests skip with the reason, except in CI (CI=true), where they must run.
     """
@@ -50,6 +51,20 @@ def postgres_url() -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The warehouse database of this test process (tables emptied by the fixtures that use it)."""
+    with _new_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A database of its own, for a test that writes what others must not see (e.g. Dagster's own schema)."""
+    with _new_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -46,3 +46,28 @@ def test_dagster_yaml_limits_the_project_browser_tag_and_monitors_runs() -> None
     assert config["run_retries"]["enabled"] is True
     assert config["telemetry"]["enabled"] is False
     assert "QueuedRunCoordinator" in config["run_coordinator"]["class"]
+
+
+def test_dagster_postgres_variables_switch_instance_storage_to_postgresql(
+    fresh_postgres_url, tmp_path, monkeypatch
+) -> None:
+    """scripts/run appends docker/dagster.storage-postgres.yaml when DAGSTER_POSTGRES_* is set; it must work with
+    psycopg2 (SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not installed)."""
+    import dagster as dg
+    import sqlalchemy as sa
+
+    url = sa.make_url(fresh_postgres_url)
+    for name, value in {
+        "HOST": url.host,
+        "PORT": str(url.port),
+        "USER": url.username,
+        "PASSWORD": "",
+        "DB": url.database,
+    }.items():
+        monkeypatch.setenv(f"DAGSTER_POSTGRES_{name}", value)
+    storage = PROJECT_DAGSTER_YAML.parent / "docker" / "dagster.storage-postgres.yaml"
+    (tmp_path / "dagster.yaml").write_text(PROJECT_DAGSTER_YAML.read_text() + "\n" + storage.read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run = instance.create_run_for_job(dg.GraphDefinition(name="noop").to_job())
+        assert instance.get_run_by_id(run.run_id) is not None
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
