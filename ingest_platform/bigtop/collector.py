@@ -238,18 +238,20 @@ def _open_venue_page(session: BrowserSession, options: CollectOptions) -> None:
         raise CollectorError(where="page", status=visit.status, url=visit.url, reason="the venue page is an error")
 
 
-def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[dict[str, Any]]:
-    # fetch() may not set Origin or Referer (forbidden header names); from the venue page the browser sends the
-    # seed's values itself: Origin is the site, and `referrer` pins Referer to the venue page.
-    result = session.fetch(
-        FetchRequest(
-            url=options.graphql_url,
-            method="POST",
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            body=json.dumps({"query": CALENDAR_EVENTS_QUERY, "variables": {"restaurantId": options.restaurant_id}}),
-            referrer=options.page_url,
-        )
+def calendar_request(options: CollectOptions) -> FetchRequest:
+    """The seed's GraphQL call. fetch() may not set Origin or Referer (forbidden header names); made from the venue
+    page the browser sends the seed's values itself: Origin is the site, and `referrer` pins Referer to the page."""
+    return FetchRequest(
+        url=options.graphql_url,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        body=json.dumps({"query": CALENDAR_EVENTS_QUERY, "variables": {"restaurantId": options.restaurant_id}}),
+        referrer=options.page_url,
     )
+
+
+def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[dict[str, Any]]:
+    result = session.fetch(calendar_request(options))
     url = options.graphql_url
     if result.error == "timeout":
         raise BrowserTimeoutError("GraphQL calendarEvents", session.request_timeout_s)
