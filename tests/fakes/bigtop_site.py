@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,6 +147,7 @@ class FakeBigTopSite:
         self.page_script: deque[Behaviour] = deque()
         self.graphql_script: deque[Behaviour] = deque()
         self.ics_latency_s = 0.0
+        self.on_page_request: Callable[[], None] | None = None  # called while the browser waits for the page
         self.requests: list[RecordedRequest] = []
         self.max_ics_in_flight = 0
         self.session_cookie = f"__cf_bm={secrets.token_hex(8)}"
@@ -261,6 +262,8 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
             self._record()
             path = self.path.split("?", 1)[0]
             if path == DEFAULT_PAGE_PATH:
+                if site.on_page_request is not None:
+                    site.on_page_request()
                 if not self._refuse(site._behaviour(site.page_script, site.page)):
                     self._send(
                         200, VENUE_HTML, "text/html; charset=utf-8", {"Set-Cookie": f"{site.session_cookie}; Path=/"}
