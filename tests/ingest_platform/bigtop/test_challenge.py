@@ -14,7 +14,9 @@ ORDINARY = {"content-type": "text/html"}
         pytest.param(403, ORDINARY, "<p>Forbidden</p>", "status 403", id="403"),
         pytest.param(429, ORDINARY, "", "status 429", id="429"),
         pytest.param(503, ORDINARY, "Service Unavailable", "status 503", id="503"),
-        pytest.param(200, ORDINARY, "<title>Just a moment...</title>", "title contains 'just a moment'", id="title-jam"),
+        pytest.param(
+            200, ORDINARY, "<title>Just a moment...</title>", "title contains 'just a moment'", id="title-jam"
+        ),
         pytest.param(
             200,
             ORDINARY,
@@ -29,8 +31,12 @@ ORDINARY = {"content-type": "text/html"}
             "HTML contains '/cdn-cgi/challenge-platform/'",
             id="challenge-platform-script",
         ),
-        pytest.param(200, ORDINARY, '<div id="cf-challenge-running"></div>', "HTML contains 'cf-challenge'", id="cf-challenge"),
-        pytest.param(403, {"cf-mitigated": "challenge"}, CHALLENGE_HTML, "cf-mitigated: challenge", id="fake-site-challenge"),
+        pytest.param(
+            200, ORDINARY, '<div id="cf-challenge-running"></div>', "HTML contains 'cf-challenge'", id="cf-challenge"
+        ),
+        pytest.param(
+            403, {"cf-mitigated": "challenge"}, CHALLENGE_HTML, "cf-mitigated: challenge", id="fake-site-challenge"
+        ),
     ],
 )
 def test_challenges_are_recognised(status: int, headers: dict[str, str], html: str, expected: str) -> None:
@@ -41,7 +47,9 @@ def test_challenges_are_recognised(status: int, headers: dict[str, str], html: s
     ("status", "html"),
     [
         pytest.param(200, VENUE_HTML, id="cdn-script-and-footer-mention-cloudflare"),
-        pytest.param(200, "<title>Cloudflare Workers night</title><p>Served by cloudflare</p>", id="cloudflare-in-title"),
+        pytest.param(
+            200, "<title>Cloudflare Workers night</title><p>Served by cloudflare</p>", id="cloudflare-in-title"
+        ),
         pytest.param(200, '<a href="https://www.cloudflare.com/">cloudflare.com</a>', id="cloudflare-link"),
         pytest.param(404, "<title>Not found</title>", id="plain-404"),
         pytest.param(200, "", id="empty"),

@@ -51,7 +51,9 @@ def test_a_series_expands_with_exdate_and_a_moved_occurrence() -> None:
         end=datetime(2026, 12, 1, 21),
         rrule="FREQ=WEEKLY;COUNT=5",
         exdates=[datetime(2026, 12, 8, 19)],
-        overrides={datetime(2026, 12, 15, 19): (datetime(2026, 12, 16, 20), datetime(2026, 12, 16, 22), "Trivia (Wed)")},
+        overrides={
+            datetime(2026, 12, 15, 19): (datetime(2026, 12, 16, 20), datetime(2026, 12, 16, 22), "Trivia (Wed)")
+        },
     )
     parsed = parse_ics(event.ics(BASE), **DECEMBER)
     assert [(e["external_id"], e["title"], e["start_utc"]) for e in parsed.events] == [
@@ -72,13 +74,20 @@ def test_expansion_is_bounded_by_the_window() -> None:
 
 def test_the_venue_generators_invalid_values_are_sanitised_and_the_event_loads() -> None:
     event = SiteEvent(
-        slug="quirky", title="Quirky", start=datetime(2026, 12, 3, 18), venue_quirks=True, rrule="FREQ=WEEKLY;UNTIL=;COUNT=2"
+        slug="quirky",
+        title="Quirky",
+        start=datetime(2026, 12, 3, 18),
+        venue_quirks=True,
+        rrule="FREQ=WEEKLY;UNTIL=;COUNT=2",
     )
     text = event.ics(BASE)
     assert "DTEND:-47120101T235959" in text
     assert "UNTIL=;" in text
     parsed = parse_ics(text, **DECEMBER)
-    assert [(e["start_utc"], e["end_utc"]) for e in parsed.events] == [(utc(2026, 12, 3, 23), None), (utc(2026, 12, 10, 23), None)]
+    assert [(e["start_utc"], e["end_utc"]) for e in parsed.events] == [
+        (utc(2026, 12, 3, 23), None),
+        (utc(2026, 12, 10, 23), None),
+    ]
     assert parsed.fixes == [
         "quirky@bigtopbrewing.com: dropped invalid DTEND '-47120101T235959'",
         "quirky@bigtopbrewing.com: repaired invalid RRULE 'FREQ=WEEKLY;UNTIL=;COUNT=2'",

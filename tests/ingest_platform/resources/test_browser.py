@@ -1,4 +1,5 @@
 import uuid
+from itertools import pairwise
 
 import pytest
 
@@ -61,7 +62,10 @@ def test_a_navigation_timeout_fails_and_leaves_no_chromium(site: FakeBigTopSite,
     seen_while_waiting: list[dict[int, str]] = []
     site.on_page_request = lambda: seen_while_waiting.append(chromium_processes(marker))
     site.page = "slow"
-    with pytest.raises(BrowserTimeoutError) as raised, chromium_for_tests(navigation_timeout_s=0.5).session() as session:
+    with (
+        pytest.raises(BrowserTimeoutError) as raised,
+        chromium_for_tests(navigation_timeout_s=0.5).session() as session,
+    ):
         session.visit(site.page_url)
     assert raised.value.session_limit is False
     assert seen_while_waiting[0], "Chromium was running while the page hung"
@@ -96,7 +100,7 @@ def test_requests_keep_the_in_flight_bound_and_the_spacing(site: FakeBigTopSite)
     assert [result.status for result in results] == [404] * 6
     assert site.max_ics_in_flight == 2
     starts = sorted(request.at for request in site.requests_to("/events/"))
-    assert all(later - earlier >= 0.04 for earlier, later in zip(starts, starts[1:], strict=False))
+    assert all(later - earlier >= 0.04 for earlier, later in pairwise(starts))
 
 
 @requires_chromium

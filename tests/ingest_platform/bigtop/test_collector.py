@@ -1,0 +1,133 @@
+"""The collector against the fake site, through real Chromium on loopback."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from ingest_platform.bigtop.challenge import ChallengeError
+from ingest_platform.bigtop.collector import CollectorError, collect, collect_into_warehouse
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.warehouse.tables import events
+from tests.fakes.bigtop_site import FakeBigTopSite, bigtop_site, chromium_for_tests, requires_chromium
+
+pytestmark = requires_chromium
+
+DECEMBER = {"window_start": datetime(2026, 12, 1, 5, tzinfo=UTC), "window_end": datetime(2027, 1, 1, 5, tzinfo=UTC)}
+
+
+@pytest.fixture
+def site() -> Iterator[FakeBigTopSite]:
+    with bigtop_site() as running:
+        running.add_event("open-mic", "Open Mic", datetime(2026, 12, 4, 19, 30), datetime(2026, 12, 4, 22))
+        running.add_event(
+            "trivia", "Trivia", datetime(2026, 12, 1, 19), datetime(2026, 12, 1, 21), rrule="FREQ=WEEKLY;COUNT=3"
+        )
+        running.add_event(
+            "quirky", "Quirky", datetime(2026, 12, 3, 18), venue_quirks=True, rrule="FREQ=WEEKLY;UNTIL=;COUNT=2"
+        )
+        running.add_event("broken", "Broken", datetime(2026, 12, 5, 18), raw_ics="<html>Server error</html>")
+        running.add_event("next-year", "Next Year", datetime(2027, 3, 1, 19))
+        yield running
+
+
+def test_collects_page_graphql_and_ics_through_one_browser_context(site: FakeBigTopSite) -> None:
+    collection = collect(browser=chromium_for_tests(), options=site.options(**DECEMBER))
+
+    assert [(event["external_id"], event["start_utc"]) for event in collection.events] == [
+        ("trivia@bigtopbrewing.com/20261202T000000Z", datetime(2026, 12, 2, tzinfo=UTC)),
+        ("quirky@bigtopbrewing.com/20261203T230000Z", datetime(2026, 12, 3, 23, tzinfo=UTC)),
+        ("open-mic@bigtopbrewing.com", datetime(2026, 12, 5, 0, 30, tzinfo=UTC)),
+        ("trivia@bigtopbrewing.com/20261209T000000Z", datetime(2026, 12, 9, tzinfo=UTC)),
+        ("quirky@bigtopbrewing.com/20261210T230000Z", datetime(2026, 12, 10, 23, tzinfo=UTC)),
+        ("trivia@bigtopbrewing.com/20261216T000000Z", datetime(2026, 12, 16, tzinfo=UTC)),
+    ]
+    metadata = collection.metadata()
+    assert {name: metadata[name] for name in ("records_listed", "ics_fetched", "events_parsed", "occurrences")} == {
+        "records_listed": 5,
+        "ics_fetched": 5,
+        "events_parsed": 4,
+        "occurrences": 6,
+    }
+    assert metadata["skipped"] == {"broken": "not an iCalendar file (no BEGIN:VCALENDAR)"}
+    assert metadata["values_sanitised"] == 2
+    assert metadata["challenge"] is False
+
+    graphql = site.requests_to("/graphql")[0]
+    assert graphql.method == "POST"
+    assert graphql.headers["Origin"] == site.base_url
+    assert graphql.headers["Referer"] == site.page_url
+    assert graphql.headers["Cookie"] == site.session_cookie  # set by the page: the call came from its context
+    assert '"restaurantId": 36499' in graphql.body
+    assert {request.headers.get("Cookie") for request in site.requests_to("/events/")} == {site.session_cookie}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "behaviour", "where", "status"),
+    [
+        pytest.param("page", "challenge", "page", 403, id="page-challenge"),
+        pytest.param("page", "unavailable", "page", 503, id="page-503"),
+        pytest.param("graphql", "challenge", "graphql", 403, id="graphql-challenge"),
+        pytest.param("graphql", "unavailable", "graphql", 503, id="graphql-503"),
+        pytest.param("ics", "challenge", "ics", 403, id="ics-challenge"),
+    ],
+)
+def test_a_challenge_fails_naming_where_and_the_status(
+    site: FakeBigTopSite, endpoint: str, behaviour: str, where: str, status: int
+) -> None:
+    setattr(site, endpoint, behaviour)
+    with pytest.raises(ChallengeError) as raised:
+        collect(browser=chromium_for_tests(), options=site.options(max_in_flight=1, **DECEMBER))
+    assert (raised.value.where, raised.value.status) == (where, status)
+    if endpoint == "ics":
+        assert len(site.requests_to("/events/")) == 1, "no more files are asked for once Cloudflare refuses one"
+
+
+def test_a_graphql_error_is_a_collector_error(site: FakeBigTopSite) -> None:
+    with pytest.raises(CollectorError, match="Restaurant not found") as raised:
+        collect(browser=chromium_for_tests(), options=site.options(restaurant_id=1, **DECEMBER))
+    assert raised.value.where == "graphql"
+
+
+def test_future_only_and_limit(site: FakeBigTopSite) -> None:
+    now = datetime(2026, 12, 9, 12, tzinfo=UTC)
+    collection = collect(
+        browser=chromium_for_tests(), options=site.options(future_only=True, limit=2, **DECEMBER), now=now
+    )
+    assert [event["external_id"] for event in collection.events] == [
+        "quirky@bigtopbrewing.com/20261210T230000Z",
+        "trivia@bigtopbrewing.com/20261216T000000Z",
+    ]
+
+
+def _rows(warehouse: WarehouseResource) -> list[dict]:
+    with warehouse.engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(sa.select(events).order_by(events.c.external_id))]
+
+
+def test_collect_into_warehouse_is_idempotent_and_picks_up_a_changed_title(
+    site: FakeBigTopSite, warehouse: WarehouseResource
+) -> None:
+    browser = chromium_for_tests()
+    options = site.options(**DECEMBER)
+
+    first = collect_into_warehouse(browser=browser, warehouse=warehouse, options=options)
+    assert first.upsert.as_metadata() == {"inserted": 6, "updated": 0, "unchanged": 0}
+    rows = _rows(warehouse)
+    assert {row["source_id"] for row in rows} == {5}
+    open_mic = next(row for row in rows if row["external_id"] == "open-mic@bigtopbrewing.com")
+    assert open_mic["title"] == "Open Mic"
+    assert open_mic["end_utc"] == datetime(2026, 12, 5, 3, tzinfo=UTC)
+    assert open_mic["external_url"] == f"{site.base_url}/events/open-mic"
+
+    second = collect_into_warehouse(browser=browser, warehouse=warehouse, options=options)
+    assert second.upsert.as_metadata() == {"inserted": 0, "updated": 0, "unchanged": 6}
+    assert _rows(warehouse) == rows
+
+    site.events["open-mic"].title = "Open Mic (Acoustic)"
+    third = collect_into_warehouse(browser=browser, warehouse=warehouse, options=options)
+    assert third.upsert.as_metadata() == {"inserted": 0, "updated": 1, "unchanged": 5}
+    assert [row["title"] for row in _rows(warehouse) if row["external_id"] == "open-mic@bigtopbrewing.com"] == [
+        "Open Mic (Acoustic)"
+    ]
