@@ -172,7 +172,6 @@ def bigtop_collected_events(
 bigtop_collect_job = dg.define_asset_job(
     "bigtop_collect_job",
     selection=[bigtop_collected_events],
-    partitions_def=bigtop_event_days,
     tags={**BROWSER_RUN_TAGS, "dagster/max_runtime": str(COLLECT_MAX_RUNTIME_S)},
     description="Collects Big Top's events with Chromium; one browser run at a time (browser tag).",
 )
