@@ -225,6 +225,8 @@ class FakeBigTopSite:
 def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle on, the client's delayed ACK adds ~40 ms to each.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
