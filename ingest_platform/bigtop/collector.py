@@ -193,6 +193,12 @@ def collect(
         if parsed.skipped_vevents:
             collection.skipped[slug] = "; ".join(parsed.skipped_vevents)
         collection.events.extend(parsed.events)
+    if slugs and collection.ics_fetched == 0:
+        # Not one file came back: a run that loads nothing must not look like a quiet day at the venue.
+        first = collection.skipped.get(slugs[0], "no file fetched")
+        raise CollectorError(
+            where="ics", status=fetched[0].status, url=options.ics_url(slugs[0]), reason=f"no .ics fetched ({first})"
+        )
     collection.events = _select(collection.events, options=options, now=now)
     collection.elapsed_s = time.monotonic() - started
     logger.info(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Response, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from pydantic import Field
@@ -74,10 +74,6 @@ class FetchResult:
     body: str = ""
     error: str | None = None  # "timeout", "session", "not started" or the browser's message
     elapsed_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.status is not None and 200 <= self.status < 300
 
 
 # Runs in the page, so requests leave through the browser's own network stack with the context's cookies.
@@ -158,9 +154,8 @@ class FetchRequest:
 class BrowserSession:
     """One browser, one fresh context, one page; every call bounded by the session's deadline."""
 
-    def __init__(self, *, page: Page, context: BrowserContext, resource: "BrowserResource", deadline: float) -> None:
+    def __init__(self, *, page: Page, resource: "BrowserResource", deadline: float) -> None:
         self.page = page
-        self.context = context
         self._resource = resource
         self._deadline = deadline
         self._document: Response | None = None
@@ -327,7 +322,7 @@ class BrowserResource(dg.ConfigurableResource):
             context.set_default_timeout(min(self.request_timeout_s, self.session_timeout_s) * 1000)
             context.set_default_navigation_timeout(min(self.navigation_timeout_s, self.session_timeout_s) * 1000)
             page = context.new_page()
-            yield BrowserSession(page=page, context=context, resource=self, deadline=deadline)
+            yield BrowserSession(page=page, resource=self, deadline=deadline)
 
 
 def _quietly_close(closable: Any) -> None:

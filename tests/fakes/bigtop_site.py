@@ -86,6 +86,7 @@ class SiteEvent:
     overrides: dict[datetime, tuple[datetime, datetime, str]] = field(default_factory=dict)
     # the venue generator's invalid values: DTEND:-47120101T235959 and an RRULE with `UNTIL=;`
     venue_quirks: bool = False
+    slow: bool = False  # this file alone answers after the site's slow_s
     raw_ics: str | None = None  # served verbatim instead of the generated file
 
     @property
@@ -280,9 +281,9 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
             try:
                 if site.ics_latency_s:
                     time.sleep(site.ics_latency_s)
-                if self._refuse(site.ics):
-                    return
                 event = site.events.get(slug)
+                if self._refuse("slow" if event is not None and event.slow else site.ics):
+                    return
                 if event is None:
                     self._send(404, "Not Found", "text/plain")
                 else:

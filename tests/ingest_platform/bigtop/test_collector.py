@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from ingest_platform.bigtop.challenge import ChallengeError
 from ingest_platform.bigtop.collector import CollectorError, collect, collect_into_warehouse
+from ingest_platform.resources.browser import BrowserTimeoutError
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.tables import events
 from tests.fakes.bigtop_site import FakeBigTopSite, bigtop_site, chromium_for_tests, requires_chromium
@@ -19,7 +20,7 @@ DECEMBER = {"window_start": datetime(2026, 12, 1, 5, tzinfo=UTC), "window_end": 
 
 @pytest.fixture
 def site() -> Iterator[FakeBigTopSite]:
-    with bigtop_site() as running:
+    with bigtop_site(slow_s=5.0) as running:
         running.add_event("open-mic", "Open Mic", datetime(2026, 12, 4, 19, 30), datetime(2026, 12, 4, 22))
         running.add_event(
             "trivia", "Trivia", datetime(2026, 12, 1, 19), datetime(2026, 12, 1, 21), rrule="FREQ=WEEKLY;COUNT=3"
@@ -82,6 +83,28 @@ def test_a_challenge_fails_naming_where_and_the_status(
     assert (raised.value.where, raised.value.status) == (where, status)
     if endpoint == "ics":
         assert len(site.requests_to("/events/")) == 1, "no more files are asked for once Cloudflare refuses one"
+
+
+def test_a_slow_file_is_skipped_with_its_reason_and_the_others_load(site: FakeBigTopSite) -> None:
+    site.events["open-mic"].slow = True
+    collection = collect(browser=chromium_for_tests(request_timeout_s=0.5), options=site.options(**DECEMBER))
+    assert collection.skipped["open-mic"] == "timed out after 0.5 s"
+    assert "open-mic@bigtopbrewing.com" not in {event["external_id"] for event in collection.events}
+    assert collection.ics_fetched == 4
+
+
+def test_when_no_file_can_be_fetched_the_collection_fails(site: FakeBigTopSite) -> None:
+    for event in site.events.values():
+        event.slow = True
+    with pytest.raises(CollectorError, match=r"no \.ics fetched \(timed out after 0\.5 s\)") as raised:
+        collect(browser=chromium_for_tests(request_timeout_s=0.5), options=site.options(max_in_flight=6, **DECEMBER))
+    assert raised.value.where == "ics"
+
+
+def test_a_graphql_call_beyond_the_request_timeout_fails(site: FakeBigTopSite) -> None:
+    site.graphql = "slow"
+    with pytest.raises(BrowserTimeoutError, match=r"GraphQL calendarEvents did not finish within 0\.5 s"):
+        collect(browser=chromium_for_tests(request_timeout_s=0.5), options=site.options(**DECEMBER))
 
 
 def test_a_graphql_error_is_a_collector_error(site: FakeBigTopSite) -> None:
