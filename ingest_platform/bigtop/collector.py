@@ -150,7 +150,11 @@ class CollectionResult:
 
 
 def collect(
-    *, browser: BrowserResource, options: CollectOptions, now: datetime | None = None, logger: Logger = log
+    *,
+    browser: BrowserResource,
+    options: CollectOptions = CollectOptions(),
+    now: datetime | None = None,
+    logger: Logger = log,
 ) -> Collection:
     """Collect Big Top's events in the options' window. Raises ChallengeError, CollectorError or BrowserError."""
     started = time.monotonic()
