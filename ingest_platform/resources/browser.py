@@ -187,8 +187,7 @@ class BrowserSession:
             self._document = self.page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
             if settle_s > 0:
                 self.page.wait_for_timeout(self._bounded("settling the page", settle_s) * 1000)
-            title = self.page.title()
-            html = self.page.content()
+            title, html = self._read_page()
         except PlaywrightTimeoutError as error:
             raise self._timeout(f"opening {url}", timeout_s) from error
         except PlaywrightError as error:
@@ -202,6 +201,14 @@ class BrowserSession:
             title=title,
             html=html,
         )
+
+    def _read_page(self) -> tuple[str, str]:
+        try:
+            return self.page.title(), self.page.content()
+        except PlaywrightError:
+            # A challenge that solves itself navigates while it is being read: read the page it lands on.
+            self.page.wait_for_load_state("domcontentloaded")
+            return self.page.title(), self.page.content()
 
     def fetch(self, request: FetchRequest) -> FetchResult:
         return self.fetch_all([request])[0]
@@ -221,7 +228,7 @@ class BrowserSession:
         """
         if not requests:
             return []
-        remaining = self._bounded("page requests", self.remaining_s())
+        remaining = self._bounded("page requests", self._resource.session_timeout_s)
         try:
             raw = self.page.evaluate(
                 _FETCH_ALL_JS,

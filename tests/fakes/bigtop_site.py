@@ -7,8 +7,9 @@
         collect(browser=chromium_for_tests(), options=site.options())
 
 Behaviours per endpoint (`page`, `graphql`, `ics`): "normal", "challenge", "unavailable" (a plain 503), "slow"
-(answers after `slow_s`, beyond the test's timeouts). `ics_latency_s` makes files overlap in flight; the site
-records every request and the most .ics requests it had open at once.
+(answers after `slow_s`, beyond the test's timeouts); for the page also "solvable" (a challenge whose script sets
+`cf_clearance` and reloads after `solve_ms`, as a passed managed challenge does). `ics_latency_s` makes files
+overlap in flight; the site records every request and the most .ics requests it had open at once.
 """
 
 import json
@@ -30,7 +31,7 @@ import pytest
 from ingest_platform.bigtop.collector import DEFAULT_PAGE_PATH, DEFAULT_RESTAURANT_ID, CollectOptions
 from ingest_platform.resources.browser import DEBIAN_CHROMIUM, BrowserResource
 
-Behaviour = Literal["normal", "challenge", "unavailable", "slow"]
+Behaviour = Literal["normal", "challenge", "solvable", "unavailable", "slow"]
 
 # Chromium may resolve nothing but the loopback: no test can reach the internet through the browser.
 LOOPBACK_ONLY = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
@@ -60,6 +61,9 @@ CHALLENGE_HTML = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment
 <script>window._cf_chl_opt={cvId: '3', cType: 'managed'};</script>
 <script src="/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1?ray=8f1b2c3d4e5f6a7b"></script>
 </body></html>"""
+
+SOLVING_SCRIPT = """<script>setTimeout(() => { document.cookie = "cf_clearance=passed; path=/"; location.reload(); },
+{solve_ms});</script>"""
 
 # An ordinary page that names Cloudflare twice (a CDN script and the footer): it must not read as a challenge.
 VENUE_HTML = """<!DOCTYPE html><html><head><title>Restaurant &amp; Brewery | Big Top Brewing Co.</title>
@@ -148,6 +152,7 @@ class FakeBigTopSite:
         self.page_script: deque[Behaviour] = deque()
         self.graphql_script: deque[Behaviour] = deque()
         self.ics_latency_s = 0.0
+        self.solve_ms = 200
         self.on_page_request: Callable[[], None] | None = None  # called while the browser waits for the page
         self.requests: list[RecordedRequest] = []
         self.max_ics_in_flight = 0
@@ -251,6 +256,12 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
 
         def _refuse(self, behaviour: Behaviour) -> bool:
             """Answer as Cloudflare or a failing origin would; False when the request should be served."""
+            if behaviour == "solvable" and "cf_clearance=passed" not in (self.headers.get("Cookie") or ""):
+                html = CHALLENGE_HTML.replace(
+                    "</body>", SOLVING_SCRIPT.replace("{solve_ms}", str(site.solve_ms)) + "</body>"
+                )
+                self._send(403, html, "text/html; charset=UTF-8", {"cf-mitigated": "challenge"})
+                return True
             if behaviour == "challenge":
                 self._send(403, CHALLENGE_HTML, "text/html; charset=UTF-8", {"cf-mitigated": "challenge"})
                 return True

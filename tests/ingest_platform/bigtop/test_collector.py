@@ -68,6 +68,7 @@ def test_collects_page_graphql_and_ics_through_one_browser_context(site: FakeBig
     ("endpoint", "behaviour", "where", "status"),
     [
         pytest.param("page", "challenge", "page", 403, id="page-challenge"),
+        pytest.param("page", "solvable", "page", 403, id="page-challenge-unsolved-without-settle-time"),
         pytest.param("page", "unavailable", "page", 503, id="page-503"),
         pytest.param("graphql", "challenge", "graphql", 403, id="graphql-challenge"),
         pytest.param("graphql", "unavailable", "graphql", 503, id="graphql-503"),
@@ -105,6 +106,14 @@ def test_a_graphql_call_beyond_the_request_timeout_fails(site: FakeBigTopSite) -
     site.graphql = "slow"
     with pytest.raises(BrowserTimeoutError, match=r"GraphQL calendarEvents did not finish within 0\.5 s"):
         collect(browser=chromium_for_tests(request_timeout_s=0.5), options=site.options(**DECEMBER))
+
+
+def test_a_challenge_that_solves_itself_within_the_settle_time_is_no_challenge(site: FakeBigTopSite) -> None:
+    site.page = "solvable"
+    collection = collect(browser=chromium_for_tests(), options=site.options(settle_s=1.5, **DECEMBER))
+    assert len(collection.events) == 6
+    assert len(site.requests_to("/restaurant-brewery-2")) == 2  # the challenge, then the page after the reload
+    assert "cf_clearance=passed" in site.requests_to("/graphql")[0].headers["Cookie"]
 
 
 def test_a_graphql_error_is_a_collector_error(site: FakeBigTopSite) -> None:
