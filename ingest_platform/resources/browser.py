@@ -320,7 +320,8 @@ class BrowserResource(dg.ConfigurableResource):
                     timeout=launch_timeout * 1000,
                 )
             except PlaywrightTimeoutError as error:
-                raise BrowserTimeoutError("starting Chromium", launch_timeout) from error
+                clipped = launch_timeout < self.launch_timeout_s
+                raise BrowserTimeoutError("starting Chromium", launch_timeout, session_limit=clipped) from error
             except PlaywrightError as error:
                 raise BrowserError(f"starting Chromium failed: {_first_line(error)}") from error
             cleanup.callback(_quietly_close, browser)
