@@ -11,6 +11,7 @@ from ingest_platform.bigtop.challenge import ChallengeError
 from ingest_platform.bigtop.collector import (
     BIGTOP_SOURCE_ID,
     DEFAULT_BASE_URL,
+    DEFAULT_HORIZON_DAYS,
     DEFAULT_PAGE_PATH,
     DEFAULT_RESTAURANT_ID,
     CollectOptions,
@@ -93,8 +94,8 @@ bigtop_push_load_job = dg.define_asset_job(
 )
 
 
-# Venue days that have a partition: from the first season the platform keeps, to half a year ahead.
-COLLECT_HORIZON_DAYS = 180
+# Venue days that have a partition: from the first season the platform keeps, to the collector's horizon ahead.
+COLLECT_HORIZON_DAYS = DEFAULT_HORIZON_DAYS
 bigtop_event_days = dg.DailyPartitionsDefinition(
     start_date="2025-01-01", timezone="America/New_York", end_offset=COLLECT_HORIZON_DAYS
 )

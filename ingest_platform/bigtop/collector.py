@@ -31,6 +31,7 @@ BIGTOP_SOURCE_ID = 5
 DEFAULT_BASE_URL = "https://www.bigtopbrewing.com"
 DEFAULT_PAGE_PATH = "/restaurant-brewery-2"
 DEFAULT_RESTAURANT_ID = 36499
+DEFAULT_HORIZON_DAYS = 180
 
 CALENDAR_EVENTS_QUERY = """query CalendarEventsQuery($restaurantId: Int!) {
   calendarEvents(restaurantId: $restaurantId) {
@@ -84,7 +85,7 @@ class CollectOptions:
     # Unset: from the start of today (venue time) for horizon_days.
     window_start: datetime | None = None
     window_end: datetime | None = None
-    horizon_days: int = 180
+    horizon_days: int = DEFAULT_HORIZON_DAYS
     future_only: bool = True
     limit: int | None = None
 
