@@ -104,11 +104,12 @@ class CollectOptions:
         return f"{self.base_url.rstrip('/')}/events/{quote(slug, safe='')}"
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
-        start = self.window_start
-        if start is None:
+        if self.window_start is None:
             today = now.astimezone(VENUE_TIMEZONE).date()
-            start, _ = venue_day_bounds(today, today)
-        end = self.window_end or start + timedelta(days=self.horizon_days)
+            start, horizon_end = venue_day_bounds(today, today + timedelta(days=self.horizon_days - 1))
+        else:
+            start, horizon_end = self.window_start, self.window_start + timedelta(days=self.horizon_days)
+        end = self.window_end or horizon_end
         return start.astimezone(UTC), end.astimezone(UTC)
 
 
