@@ -7,16 +7,20 @@
 import dagster as dg
 
 from ingest_platform.assets import bigtop
+from ingest_platform.bigtop.probe import bigtop_probe
 from ingest_platform.jobs.bigtop import bigtop_push_to_production_job
 from ingest_platform.resources.bigtop import BigTopIngestResource
+from ingest_platform.resources.browser import BrowserResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.schedules.bigtop import bigtop_collect_schedule
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 
 # One instance of each resource, shared by both locations (Definitions.merge accepts only identical resources).
 resources = {
     "warehouse": WarehouseResource(),
     "landing": LandingZoneResource(),
+    "browser": BrowserResource(),
     "bigtop_ingest": BigTopIngestResource(
         api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
     ),
@@ -24,13 +28,15 @@ resources = {
 
 core_defs = dg.Definitions(
     assets=[bigtop.bigtop_pushed_events],
-    jobs=[bigtop.bigtop_push_load_job],
+    jobs=[bigtop.bigtop_push_load_job, bigtop_push_to_production_job],
     sensors=[bigtop_landing_sensor],
     resources=resources,
 )
 
 browser_defs = dg.Definitions(
-    jobs=[bigtop_push_to_production_job],
+    assets=[bigtop.bigtop_collected_events],
+    jobs=[bigtop.bigtop_collect_job, bigtop_probe],
+    schedules=[bigtop_collect_schedule],
     resources=resources,
 )
 

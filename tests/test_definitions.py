@@ -5,15 +5,20 @@ import dagster as dg
 from ingest_platform.definitions import defs
 
 ASSET_KEYS = {
+    "bigtop/raw/collected_events",
     "bigtop/raw/pushed_events",
 }
 ASSET_CHECK_KEYS: set[str] = set()
 JOBS = {
     "__ASSET_JOB",
+    "bigtop_collect_job",
+    "bigtop_probe",
     "bigtop_push_load_job",
     "bigtop_push_to_production_job",
 }
-SCHEDULES: set[str] = set()
+SCHEDULES = {
+    "bigtop_collect_schedule",
+}
 SENSORS = {
     "bigtop_landing_sensor",
 }

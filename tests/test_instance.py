@@ -4,38 +4,18 @@ import yaml
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from ingest_platform.tags import BROWSER_RUN_TAGS, BROWSER_TAG_KEY, BROWSER_TAG_VALUE
-from tests.dagster_instance import PROJECT_DAGSTER_YAML, project_instance_config, queue_harness
-
-JOB = "bigtop_push_load_job"
-IN_PROGRESS = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
-
-
-def test_second_browser_run_waits_while_the_first_is_in_progress() -> None:
-    with queue_harness() as queue:
-        first = queue.submit(JOB, tags=BROWSER_RUN_TAGS)
-        second = queue.submit(JOB, tags=BROWSER_RUN_TAGS)
-        untagged = queue.submit(JOB)
-        queue.tick()
-        assert queue.status(first) in IN_PROGRESS
-        assert queue.status(second) == DagsterRunStatus.QUEUED
-        assert queue.status(untagged) in IN_PROGRESS, "runs without the browser tag are not held back"
-
-        queue.tick()
-        assert queue.status(second) == DagsterRunStatus.QUEUED
-
-        queue.finish(first)
-        queue.tick()
-        assert queue.status(second) in IN_PROGRESS
+from tests.support.dagster_queue import PROJECT_DAGSTER_YAML, project_instance_config, project_run_queue
 
 
 def test_without_the_concurrency_block_both_browser_runs_start() -> None:
-    """Proves the test above measures dagster.yaml, not a default of Dagster's."""
+    """Proves tests/ingest_platform/test_browser_queue.py measures dagster.yaml, not a default of Dagster's."""
     config = project_instance_config()
     del config["concurrency"]
-    with queue_harness(config) as queue:
-        runs = [queue.submit(JOB, tags=BROWSER_RUN_TAGS) for _ in range(2)]
+    with project_run_queue(config) as queue:
+        runs = [queue.submit("bigtop_probe") for _ in range(2)]
+        assert all(BROWSER_RUN_TAGS.items() <= queue.tags(run).items() for run in runs)
         queue.tick()
-        assert [queue.status(run) in IN_PROGRESS for run in runs] == [True, True]
+        assert [queue.status(run) for run in runs] == [DagsterRunStatus.STARTING, DagsterRunStatus.STARTING]
 
 
 def test_dagster_yaml_limits_the_project_browser_tag_and_monitors_runs() -> None:

@@ -1,18 +1,31 @@
-"""Big Top events: the batches the local runner pushes to production (seed 000), loaded from the landing zone."""
+"""Big Top events: the batches the local runner pushes to production (seed 000), loaded from the landing zone, and
+the events the browser collector reads from the venue's site (seed 001); both land in `events` as source 5."""
 
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ingest_platform.bigtop.challenge import ChallengeError
+from ingest_platform.bigtop.collector import (
+    BIGTOP_SOURCE_ID,
+    DEFAULT_BASE_URL,
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_PAGE_PATH,
+    DEFAULT_RESTAURANT_ID,
+    CollectOptions,
+    CollectorError,
+    collect_into_warehouse,
+)
 from ingest_platform.loading import LandingBatchConfig, load_landing_files
 from ingest_platform.partitions import landed_daily
+from ingest_platform.resources.browser import BrowserError, BrowserResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.tags import BROWSER_RUN_TAGS, BROWSER_TAG_KEY, BROWSER_TAG_VALUE
 from ingest_platform.warehouse.tables import events
 
-BIGTOP_SOURCE_ID = 5
 PUSH_STREAM = "bigtop_events"
 EVENT_KEY = ["source_id", "external_id"]
 
@@ -77,4 +90,88 @@ bigtop_push_load_job = dg.define_asset_job(
     "bigtop_push_load_job",
     selection=[bigtop_pushed_events],
     description="Loads landed Big Top push batches; requested by bigtop_landing_sensor.",
+)
+
+
+# Venue days that have a partition: from the first season the platform keeps, to the collector's horizon ahead.
+COLLECT_HORIZON_DAYS = DEFAULT_HORIZON_DAYS
+bigtop_event_days = dg.DailyPartitionsDefinition(
+    start_date="2025-01-01", timezone="America/New_York", end_offset=COLLECT_HORIZON_DAYS
+)
+
+# Longer than the browser session's hard limit (900 s by default), so the session's own timeouts fire first and
+# run monitoring only ends a run that is stuck outside the browser.
+COLLECT_MAX_RUNTIME_S = 1800
+
+
+class BigTopCollectConfig(dg.Config):
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="The venue's site.")
+    page_path: str = Field(default=DEFAULT_PAGE_PATH, description="The venue page opened before any request.")
+    restaurant_id: int = Field(default=DEFAULT_RESTAURANT_ID, description="calendarEvents(restaurantId:).")
+    delay_s: float = Field(default=0.25, ge=0, description="Pause between .ics request starts (seed: 0.25 s).")
+    max_in_flight: int = Field(default=2, ge=1, le=16, description="Most .ics requests open at once.")
+    settle_s: float = Field(default=3.0, ge=0, description="Wait on the page after DOM ready (seed: 3 s).")
+    future_only: bool = Field(default=False, description="Keep only events that start after now.")
+    limit: int | None = Field(default=None, ge=1, description="Keep at most this many events, earliest first.")
+
+
+@dg.asset(
+    key=["bigtop", "raw", "collected_events"],
+    group_name="bigtop",
+    partitions_def=bigtop_event_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"playwright", "sql"},
+    description="Events read from the venue's site with Chromium (page → GraphQL → .ics), upserted into `events` "
+    "by (source_id, external_id). Partitioned by the event's start day in America/New_York; a backfill range is one "
+    "run and one browser session. Runs through bigtop_collect_job, on the one-browser queue.",
+)
+def bigtop_collected_events(
+    context: dg.AssetExecutionContext,
+    config: BigTopCollectConfig,
+    browser: BrowserResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    if context.run.tags.get(BROWSER_TAG_KEY) != BROWSER_TAG_VALUE:
+        # Without the tag the instance would not queue this run behind another browser run.
+        raise dg.Failure(
+            description=f"this asset drives Chromium and must run with the run tag {BROWSER_TAG_KEY}="
+            f"{BROWSER_TAG_VALUE}: launch it through bigtop_collect_job"
+        )
+    window = context.partition_time_window
+    options = CollectOptions(
+        base_url=config.base_url,
+        page_path=config.page_path,
+        restaurant_id=config.restaurant_id,
+        delay_s=config.delay_s,
+        max_in_flight=config.max_in_flight,
+        settle_s=config.settle_s,
+        window_start=window.start,
+        window_end=window.end,
+        future_only=config.future_only,
+        limit=config.limit,
+    )
+    try:
+        result = collect_into_warehouse(browser=browser, warehouse=warehouse, options=options, logger=context.log)
+    except ChallengeError as error:
+        raise dg.Failure(
+            description=str(error),
+            metadata={"challenge": True, "where": error.where, "status": error.status, "url": error.url},
+        ) from error
+    except (CollectorError, BrowserError) as error:
+        raise dg.Failure(description=str(error), metadata={"challenge": False}) from error
+    collection = result.collection
+    metadata = collection.metadata()
+    metadata["skipped"] = dg.MetadataValue.json(metadata["skipped"])
+    metadata["sanitised"] = dg.MetadataValue.json(metadata["sanitised"])
+    key_range = context.partition_key_range
+    return dg.MaterializeResult(
+        metadata={**metadata, **result.upsert.as_metadata(), "partitions": f"{key_range.start}..{key_range.end}"}
+    )
+
+
+bigtop_collect_job = dg.define_asset_job(
+    "bigtop_collect_job",
+    selection=[bigtop_collected_events],
+    tags={**BROWSER_RUN_TAGS, "dagster/max_runtime": str(COLLECT_MAX_RUNTIME_S)},
+    description="Collects Big Top's events with Chromium; one browser run at a time (browser tag).",
 )

@@ -1,0 +1,337 @@
+"""The Big Top collector: the venue page, its GraphQL calendar, one .ics per event, all through one browser context.
+
+Cloudflare lets a real browser through where a plain HTTP client is challenged (seed 001), so every request —
+the page, the GraphQL call and the .ics files — leaves from the page itself and carries its cookies and
+fingerprint. Parsing happens after the browser is closed.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from ingest_platform.bigtop.challenge import CHALLENGE_STATUSES, Where, raise_if_challenge
+from ingest_platform.bigtop.ical import VENUE_TIMEZONE, IcsError, parse_ics, venue_day_bounds
+from ingest_platform.resources.browser import (
+    BrowserResource,
+    BrowserSession,
+    BrowserTimeoutError,
+    FetchRequest,
+    FetchResult,
+)
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.warehouse.tables import events as events_table
+from ingest_platform.warehouse.upsert import UpsertResult
+
+BIGTOP_SOURCE_ID = 5
+DEFAULT_BASE_URL = "https://www.bigtopbrewing.com"
+DEFAULT_PAGE_PATH = "/restaurant-brewery-2"
+DEFAULT_RESTAURANT_ID = 36499
+DEFAULT_HORIZON_DAYS = 180
+
+CALENDAR_EVENTS_QUERY = """query CalendarEventsQuery($restaurantId: Int!) {
+  calendarEvents(restaurantId: $restaurantId) {
+    count
+    records { id name slug createdAt }
+  }
+}"""
+
+EVENT_COLUMNS = (
+    "external_id",
+    "title",
+    "start_utc",
+    "end_utc",
+    "description",
+    "location",
+    "external_url",
+    "categories",
+)
+
+log = logging.getLogger(__name__)
+
+
+class Logger(Protocol):
+    def info(self, msg: str) -> Any: ...
+
+    def warning(self, msg: str) -> Any: ...
+
+
+class CollectorError(Exception):
+    """The site answered something the collector cannot work with (not a challenge): where, status and why."""
+
+    def __init__(self, *, where: Where, status: int | None, url: str, reason: str) -> None:
+        self.where = where
+        self.status = status
+        self.url = url
+        self.reason = reason
+        super().__init__(f"Big Top {where} failed (HTTP {status if status is not None else '-'}) at {url}: {reason}")
+
+
+@dataclass(frozen=True)
+class CollectOptions:
+    """What to collect and how gently. The defaults are the seed's (production site, 0.25 s between requests)."""
+
+    base_url: str = DEFAULT_BASE_URL
+    page_path: str = DEFAULT_PAGE_PATH
+    restaurant_id: int = DEFAULT_RESTAURANT_ID
+    delay_s: float = 0.25
+    max_in_flight: int = 2
+    settle_s: float = 3.0
+    # [window_start, window_end): events starting in it are kept and recurring series are expanded over it.
+    # Unset: from the start of today (venue time) for horizon_days.
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    horizon_days: int = DEFAULT_HORIZON_DAYS
+    future_only: bool = True
+    limit: int | None = None
+
+    @property
+    def page_url(self) -> str:
+        return self.base_url.rstrip("/") + self.page_path
+
+    @property
+    def graphql_url(self) -> str:
+        return self.base_url.rstrip("/") + "/graphql"
+
+    def ics_url(self, slug: str) -> str:
+        return f"{self.base_url.rstrip('/')}/events/{quote(slug, safe='')}.ics"
+
+    def event_url(self, slug: str) -> str:
+        return f"{self.base_url.rstrip('/')}/events/{quote(slug, safe='')}"
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        if self.window_start is None:
+            today = now.astimezone(VENUE_TIMEZONE).date()
+            start, horizon_end = venue_day_bounds(today, today + timedelta(days=self.horizon_days - 1))
+        else:
+            start, horizon_end = self.window_start, self.window_start + timedelta(days=self.horizon_days)
+        end = self.window_end or horizon_end
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+
+@dataclass
+class Collection:
+    """The events collected (push-endpoint shape, earliest first) and what it took to get them."""
+
+    events: list[dict[str, Any]]
+    window: tuple[datetime, datetime]
+    records_listed: int = 0
+    ics_fetched: int = 0
+    events_parsed: int = 0
+    occurrences: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    fixes: dict[str, list[str]] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "records_listed": self.records_listed,
+            "ics_fetched": self.ics_fetched,
+            "events_parsed": self.events_parsed,
+            "occurrences": self.occurrences,
+            "events": len(self.events),
+            "files_skipped": len(self.skipped),
+            "skipped": self.skipped,
+            "values_sanitised": sum(len(fixes) for fixes in self.fixes.values()),
+            "sanitised": self.fixes,
+            "window_start": self.window[0].isoformat(),
+            "window_end": self.window[1].isoformat(),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "challenge": False,
+        }
+
+
+@dataclass
+class CollectionResult:
+    collection: Collection
+    upsert: UpsertResult
+
+
+def collect(
+    *,
+    browser: BrowserResource,
+    options: CollectOptions = CollectOptions(),
+    now: datetime | None = None,
+    logger: Logger = log,
+) -> Collection:
+    """Collect Big Top's events in the options' window. Raises ChallengeError, CollectorError or BrowserError."""
+    started = time.monotonic()
+    now = now or datetime.now(UTC)
+    window = options.window(now)
+    with browser.session() as session:
+        _open_venue_page(session, options)
+        records = _calendar_records(session, options)
+        logger.info(f"bigtop: {len(records)} calendar records listed")
+        slugs, skipped = _slugs(records)
+        fetched = session.fetch_all(
+            [FetchRequest(url=options.ics_url(slug)) for slug in slugs],
+            delay_s=options.delay_s,
+            max_in_flight=options.max_in_flight,
+            stop_statuses=CHALLENGE_STATUSES,
+        )
+    collection = Collection(events=[], window=window, records_listed=len(records), skipped=skipped)
+    names = {str(record.get("slug")): record.get("name") for record in records}
+    for slug, result in zip(slugs, fetched, strict=True):
+        text = _ics_text(result, request_timeout_s=browser.request_timeout_s, skipped=collection.skipped, slug=slug)
+        if text is None:
+            continue
+        collection.ics_fetched += 1
+        try:
+            parsed = parse_ics(
+                text,
+                window_start=window[0],
+                window_end=window[1],
+                fallback_title=names.get(slug),
+                fallback_url=options.event_url(slug),
+            )
+        except IcsError as error:
+            collection.skipped[slug] = str(error)
+            logger.warning(f"bigtop: skipped {slug}.ics: {error}")
+            continue
+        collection.events_parsed += parsed.vevents - len(parsed.skipped_vevents)
+        collection.occurrences += parsed.occurrences
+        if parsed.fixes:
+            collection.fixes[slug] = parsed.fixes
+        if parsed.skipped_vevents:
+            collection.skipped[slug] = "; ".join(parsed.skipped_vevents)
+        collection.events.extend(parsed.events)
+    if slugs and collection.ics_fetched == 0:
+        # Not one file came back: a run that loads nothing must not look like a quiet day at the venue.
+        first = collection.skipped.get(slugs[0], "no file fetched")
+        raise CollectorError(
+            where="ics", status=fetched[0].status, url=options.ics_url(slugs[0]), reason=f"no .ics fetched ({first})"
+        )
+    collection.events = _select(collection.events, options=options, now=now)
+    collection.elapsed_s = time.monotonic() - started
+    logger.info(
+        f"bigtop: {collection.ics_fetched} .ics fetched, {len(collection.events)} events in window, "
+        f"{len(collection.skipped)} skipped"
+    )
+    return collection
+
+
+def load_events(
+    *, warehouse: WarehouseResource, events: Sequence[Mapping[str, Any]], source_id: int = BIGTOP_SOURCE_ID
+) -> UpsertResult:
+    """Upsert collected events into `events` by (source_id, external_id), the push loader's row shape."""
+    rows = [{"source_id": source_id, **{name: event[name] for name in EVENT_COLUMNS}} for event in events]
+    if not rows:
+        return UpsertResult()
+    key = [column.name for column in events_table.primary_key]
+    return warehouse.upsert(table=events_table, rows=rows, key=key)
+
+
+def collect_into_warehouse(
+    *,
+    browser: BrowserResource,
+    warehouse: WarehouseResource,
+    options: CollectOptions = CollectOptions(),
+    source_id: int = BIGTOP_SOURCE_ID,
+    now: datetime | None = None,
+    logger: Logger = log,
+) -> CollectionResult:
+    """Collect with a browser and upsert into the warehouse; a failed collection writes nothing."""
+    collection = collect(browser=browser, options=options, now=now, logger=logger)
+    return CollectionResult(
+        collection=collection, upsert=load_events(warehouse=warehouse, events=collection.events, source_id=source_id)
+    )
+
+
+def _open_venue_page(session: BrowserSession, options: CollectOptions) -> None:
+    visit = session.visit(options.page_url, settle_s=options.settle_s)
+    raise_if_challenge(
+        where="page", url=visit.url, status=visit.status, headers=visit.headers, html=visit.html, title=visit.title
+    )
+    if visit.status is not None and visit.status >= 400:
+        raise CollectorError(where="page", status=visit.status, url=visit.url, reason="the venue page is an error")
+
+
+def calendar_request(options: CollectOptions) -> FetchRequest:
+    """The seed's GraphQL call. fetch() may not set Origin or Referer (forbidden header names); made from the venue
+    page the browser sends the seed's values itself: Origin is the site, and `referrer` pins Referer to the page."""
+    return FetchRequest(
+        url=options.graphql_url,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        body=json.dumps({"query": CALENDAR_EVENTS_QUERY, "variables": {"restaurantId": options.restaurant_id}}),
+        referrer=options.page_url,
+    )
+
+
+def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[dict[str, Any]]:
+    result = session.fetch(calendar_request(options))
+    url = options.graphql_url
+    if result.error == "timeout":
+        raise BrowserTimeoutError("GraphQL calendarEvents", session.request_timeout_s)
+    if result.error is not None:
+        raise CollectorError(where="graphql", status=None, url=url, reason=f"request failed: {result.error}")
+    is_json = "json" in result.headers.get("content-type", "")
+    raise_if_challenge(
+        where="graphql", url=url, status=result.status, headers=result.headers, html="" if is_json else result.body
+    )
+    if result.status != 200:
+        raise CollectorError(where="graphql", status=result.status, url=url, reason=result.body[:200])
+    try:
+        document = json.loads(result.body)
+    except ValueError as error:
+        raise CollectorError(where="graphql", status=result.status, url=url, reason=f"not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise CollectorError(where="graphql", status=result.status, url=url, reason="not a GraphQL response")
+    if document.get("errors"):
+        messages = "; ".join(str(error.get("message", error)) for error in document["errors"])
+        raise CollectorError(where="graphql", status=result.status, url=url, reason=f"GraphQL errors: {messages}")
+    records = ((document.get("data") or {}).get("calendarEvents") or {}).get("records")
+    if not isinstance(records, list):
+        raise CollectorError(where="graphql", status=result.status, url=url, reason="no calendarEvents.records")
+    return [record for record in records if isinstance(record, dict)]
+
+
+def _slugs(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    slugs: list[str] = []
+    skipped: dict[str, str] = {}
+    for record in records:
+        slug = str(record.get("slug") or "").strip()
+        if not slug:
+            skipped[f"record {record.get('id')}"] = "calendar record without a slug"
+        elif slug not in slugs:
+            slugs.append(slug)
+    return slugs, skipped
+
+
+def _ics_text(result: FetchResult, *, request_timeout_s: float, skipped: dict[str, str], slug: str) -> str | None:
+    """The file's text, or None with the reason in `skipped`; raises ChallengeError if Cloudflare answered."""
+    if result.error == "timeout":
+        skipped[slug] = f"timed out after {request_timeout_s:g} s"
+        return None
+    if result.error == "not started":
+        skipped[slug] = "not requested: an earlier request was refused"
+        return None
+    if result.error is not None:
+        skipped[slug] = f"request failed: {result.error}"
+        return None
+    is_calendar = result.body.lstrip().upper().startswith("BEGIN:VCALENDAR")
+    raise_if_challenge(
+        where="ics",
+        url=result.url,
+        status=result.status,
+        headers=result.headers,
+        html="" if is_calendar else result.body,
+    )
+    if result.status != 200:
+        skipped[slug] = f"HTTP {result.status}"
+        return None
+    return result.body
+
+
+def _select(events: list[dict[str, Any]], *, options: CollectOptions, now: datetime) -> list[dict[str, Any]]:
+    selected = sorted(events, key=lambda event: (event["start_utc"], event["external_id"]))
+    if options.future_only:
+        selected = [event for event in selected if event["start_utc"] >= now]
+    # One row per id: a file listed twice, or an override repeated in two files, must not become two rows.
+    unique = list({event["external_id"]: event for event in selected}.values())
+    unique.sort(key=lambda event: (event["start_utc"], event["external_id"]))
+    return unique[: options.limit] if options.limit is not None else unique
