@@ -281,7 +281,6 @@ def _rejected_ids(warehouse: WarehouseResource, partition_day: str) -> set[str]:
 rtarf_sync_job = dg.define_asset_job(
     "rtarf_sync_job",
     selection=[ASSET_KEY],
-    partitions_def=rtarf_daily,
     description="Syncs one day of RTARF events from Elasticsearch; requested by rtarf_sync_schedule and by "
     "POST /scheduler/sync-now.",
 )
