@@ -51,11 +51,17 @@ def sync_enabled(raw: str | None) -> bool:
 
 def cron_for_interval(seconds: int) -> str:
     """A cron string that fires every `seconds`; '* * * * *' (filtered per tick) when no cron field can say it."""
-    minutes = seconds // 60
-    if 60 % minutes == 0:
-        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
-    if minutes % 60 == 0 and 24 % (minutes // 60) == 0:
-        return "0 0 * * *" if minutes == 1440 else f"0 */{minutes // 60} * * *"
+    minutes, hours = seconds // 60, seconds // 3600
+    if minutes == 1:
+        return "* * * * *"
+    if minutes < 60 and 60 % minutes == 0:
+        return f"*/{minutes} * * * *"
+    if minutes == 60:
+        return "0 * * * *"
+    if minutes % 60 == 0 and hours < 24 and 24 % hours == 0:
+        return f"0 */{hours} * * *"
+    if minutes == 1440:
+        return "0 0 * * *"
     return "* * * * *"
 
 

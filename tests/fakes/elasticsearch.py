@@ -61,6 +61,8 @@ class FakeElasticsearch:
     """The server's state. Use `running()` to serve it on a free loopback port."""
 
     api_key: str | None = None
+    # False plays a server that is not Elasticsearch (a proxy's error page, another product).
+    announce_product: bool = True
     indices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     pits: dict[str, PointInTime] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
@@ -236,7 +238,8 @@ def _handler_for(state: FakeElasticsearch) -> type[BaseHTTPRequestHandler]:
             try:
                 self.send_response(status)
                 for name, value in PRODUCT_HEADERS.items():
-                    self.send_header(name, value)
+                    if name != "X-Elastic-Product" or state.announce_product:
+                        self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
