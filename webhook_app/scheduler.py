@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from flask import Blueprint, current_app, jsonify, request
-from gql.transport.exceptions import TransportServerError
+from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
 
 from webhook_app.auth import require_bearer
 from webhook_app.errors import ApiError
@@ -41,6 +41,8 @@ IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
 RESULT_FIGURES = ("total_processed", "inserted", "updated", "unchanged", "bad_documents")
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no", ""}
+
+_UNREACHABLE = (requests.ConnectionError, requests.Timeout, TransportConnectionFailed, TransportServerError)
 
 bp = Blueprint("scheduler", __name__, url_prefix="/scheduler")
 
@@ -275,8 +277,8 @@ class _Dagster:
         try:
             return operation()
         except DagsterGraphQLClientError as error:
-            cause = error.__cause__
-            if isinstance(cause, requests.ConnectionError | requests.Timeout | TransportServerError):
+            cause = _unreachable_cause(error)
+            if cause is not None:
                 raise ApiError(
                     503,
                     "dagster_unavailable",
@@ -284,6 +286,16 @@ class _Dagster:
                     "Retry later.",
                 ) from None
             raise ApiError(502, "dagster_error", f"Dagster answered with an error: {_first_line(error)}") from None
+
+
+def _unreachable_cause(error: BaseException) -> BaseException | None:
+    """The network failure or webserver 5xx behind a client error, if that is what it is."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, _UNREACHABLE):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _dagster_error(what: str, result: dict[str, Any]) -> ApiError:
