@@ -7,6 +7,7 @@ point in time as a frozen snapshot that expires after its keep-alive. Faults are
 HTTP status, a delay longer than the client's timeout, or an expired point in time.
 """
 
+import bisect
 import fnmatch
 import json
 import re
@@ -46,6 +47,31 @@ class PointInTime:
     docs: list[tuple[str, str, dict[str, Any]]]
     keep_alive_seconds: float
     expires_at: float
+    # The sorted matches of each (sort, range) asked for: pages of one scan are slices of one list.
+    sorted_matches: dict[tuple, tuple[list[tuple], list[tuple[int, int]]]] = field(default_factory=dict)
+
+    def matches(
+        self, sort_field: str, descending: bool, range_field: str | None, bounds: dict[str, int]
+    ) -> tuple[list[tuple], list[tuple[int, int]]]:
+        cache_key = (sort_field, descending, range_field, tuple(sorted(bounds.items())))
+        cached = self.sorted_matches.get(cache_key)
+        if cached is not None:
+            return cached
+        hits = []
+        for shard_doc, (index_name, doc_id, source) in enumerate(self.docs):
+            values = _epoch_ms_values(_lookup(source, sort_field))
+            if range_field is not None and not any(
+                _within(value, bounds) for value in _epoch_ms_values(_lookup(source, range_field))
+            ):
+                continue
+            if not values:
+                continue
+            sort_value = max(values) if descending else min(values)
+            hits.append((sort_value, shard_doc, index_name, doc_id, source))
+        hits.sort(key=lambda hit: ((-hit[0] if descending else hit[0]), hit[1]))
+        keys = [((-hit[0] if descending else hit[0]), hit[1]) for hit in hits]
+        self.sorted_matches[cache_key] = (hits, keys)
+        return hits, keys
 
 
 @dataclass
@@ -175,31 +201,19 @@ class FakeElasticsearch:
                 return 404, _pit_missing(pit_request.get("id", ""))
             keep_alive = _duration_seconds(pit_request.get("keep_alive", "")) or pit.keep_alive_seconds
             pit.expires_at = time.monotonic() + keep_alive
-            docs = list(enumerate(pit.docs))
         sort = body.get("sort") or []
         if len(sort) != 2 or list(sort[1]) != ["_shard_doc"]:
             return 400, _error(400, "illegal_argument_exception", "this fake expects [<field>, _shard_doc] sort")
         ((sort_field, sort_spec),) = sort[0].items()
         descending = (sort_spec.get("order") if isinstance(sort_spec, dict) else sort_spec) == "desc"
         range_field, bounds = _range(body.get("query"))
-        hits = []
-        for shard_doc, (index_name, doc_id, source) in docs:
-            values = _epoch_ms_values(_lookup(source, sort_field))
-            if range_field is not None:
-                in_range = [v for v in _epoch_ms_values(_lookup(source, range_field)) if _within(v, bounds)]
-                if not in_range:
-                    continue
-            if not values:
-                continue
-            sort_value = max(values) if descending else min(values)
-            hits.append((sort_value, shard_doc, index_name, doc_id, source))
-        hits.sort(key=lambda hit: ((-hit[0] if descending else hit[0]), hit[1]))
+        hits, keys = pit.matches(sort_field, descending, range_field, bounds)
         search_after = body.get("search_after")
+        first = 0
         if search_after is not None:
-            after_key = ((-search_after[0] if descending else search_after[0]), search_after[1])
-            hits = [hit for hit in hits if ((-hit[0] if descending else hit[0]), hit[1]) > after_key]
+            first = bisect.bisect_right(keys, ((-search_after[0] if descending else search_after[0]), search_after[1]))
         size = int(body.get("size", 10))
-        page = hits[:size]
+        page = hits[first : first + size]
         response: dict[str, Any] = {
             "pit_id": pit_request["id"],
             "took": 1,
