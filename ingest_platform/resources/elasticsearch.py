@@ -27,6 +27,10 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 # An expired or unknown point in time: Elasticsearch answers 404 with this exception in the error body.
 PIT_MISSING = "search_context_missing_exception"
 
+# An index of the pattern without the field (a new, empty one) must not fail the sort; `date_nanos` indices must
+# sort in the same unit (milliseconds) as `date` ones, or `search_after` values would mix units.
+TIMESTAMP_SORT = {"order": "asc", "unmapped_type": "date", "numeric_type": "date"}
+
 Result = TypeVar("Result")
 
 
@@ -197,7 +201,7 @@ class _PointInTimeScan:
             return self.es.search(
                 pit={"id": self.pit_id, "keep_alive": self.resource.pit_keep_alive},
                 query={"range": {self.timestamp_field: {"gte": lower_ms, "lt": end_ms, "format": "epoch_millis"}}},
-                sort=[{self.timestamp_field: {"order": "asc"}}, {"_shard_doc": "asc"}],
+                sort=[{self.timestamp_field: TIMESTAMP_SORT}, {"_shard_doc": "asc"}],
                 search_after=search_after,
                 size=self.page_size,
                 track_total_hits=False,

@@ -91,9 +91,8 @@ def test_a_day_is_paged_with_a_point_in_time_and_loaded(es: FakeElasticsearch, w
         "mode": "full_day",
     }
     searches = es.requests_of("search")
-    assert all(
-        request.body["sort"] == [{"@timestamp": {"order": "asc"}}, {"_shard_doc": "asc"}] for request in searches
-    )
+    timestamp_sort = {"order": "asc", "unmapped_type": "date", "numeric_type": "date"}
+    assert all(request.body["sort"] == [{"@timestamp": timestamp_sort}, {"_shard_doc": "asc"}] for request in searches)
     assert [request.body.get("search_after") is None for request in searches] == [True, False, False]
     assert all("from" not in request.body and "scroll" not in request.query for request in searches)
     assert len(es.requests_of("close_pit")) == 1
