@@ -4,6 +4,7 @@ Replaces the seed's asyncio scheduler: the `rtarf_sync_schedule` requests today'
 first hour of a day); backfills re-sync whole days.
 """
 
+import functools
 import ipaddress
 import time
 from collections.abc import Mapping, Sequence
@@ -78,10 +79,19 @@ def _integer(value: Any, path: str) -> int:
 
 def _ip(value: Any, path: str) -> str:
     text = _text(value, path)
+    normalized = _normalized_ip(text)
+    if normalized is None:
+        raise BadDocument(f"{path}: {text!r} is not an IP address")
+    return normalized
+
+
+@functools.lru_cache(maxsize=65_536)
+def _normalized_ip(text: str) -> str | None:
+    # Events repeat a small set of addresses; parsing each one once keeps the mapping off the sync's profile.
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise BadDocument(f"{path}: {text!r} is not an IP address") from None
+        return None
 
 
 KNOWN_FIELDS: Sequence[tuple[str, str, Any]] = (
@@ -129,13 +139,13 @@ def parse_timestamp(value: Any, path: str) -> datetime:
     raise BadDocument(f"{path}: expected an ISO 8601 date or epoch milliseconds, got {_type_name(value)}")
 
 
-def lookup(source: Mapping[str, Any], path: str) -> Any:
+def lookup(source: dict[str, Any], path: str) -> Any:
     """An ECS field, whether the document nests it (`{"host": {"name": …}}`) or spells it flat (`"host.name"`)."""
     if path in source:
         return source[path]
     value: Any = source
     for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
     return value
