@@ -159,6 +159,9 @@ class _Dagster:
             },
         )
         schedule = self._schedule_from(data["scheduleOrError"])
+        for name in ("succeeded", "failed", "canceled", "inFlight", "last"):
+            if data[name]["__typename"] != "Runs":
+                raise _dagster_error("Dagster could not list the sync runs", data[name])
         succeeded, failed, canceled = (data[name]["count"] for name in ("succeeded", "failed", "canceled"))
         total = succeeded + failed + canceled
         last = (data["last"].get("results") or [None])[0]
@@ -350,17 +353,21 @@ query RtarfSchedule($selector: ScheduleSelector!) {{
 }}
 """
 
+_RUNS_ERRORS = "__typename ... on PythonError { message } ... on InvalidPipelineRunsFilterError { message }"
+
 STATUS_QUERY = f"""
 query RtarfStatus(
   $selector: ScheduleSelector!, $succeeded: RunsFilter, $failed: RunsFilter, $canceled: RunsFilter,
   $inFlight: RunsFilter, $finished: RunsFilter
 ) {{
   scheduleOrError(scheduleSelector: $selector) {{ {_SCHEDULE_FIELDS} }}
-  succeeded: runsOrError(filter: $succeeded) {{ ... on Runs {{ count }} }}
-  failed: runsOrError(filter: $failed) {{ ... on Runs {{ count }} }}
-  canceled: runsOrError(filter: $canceled) {{ ... on Runs {{ count }} }}
-  inFlight: runsOrError(filter: $inFlight) {{ ... on Runs {{ count }} }}
-  last: runsOrError(filter: $finished, limit: 1) {{ ... on Runs {{ results {{ runId status endTime }} }} }}
+  succeeded: runsOrError(filter: $succeeded) {{ {_RUNS_ERRORS} ... on Runs {{ count }} }}
+  failed: runsOrError(filter: $failed) {{ {_RUNS_ERRORS} ... on Runs {{ count }} }}
+  canceled: runsOrError(filter: $canceled) {{ {_RUNS_ERRORS} ... on Runs {{ count }} }}
+  inFlight: runsOrError(filter: $inFlight) {{ {_RUNS_ERRORS} ... on Runs {{ count }} }}
+  last: runsOrError(filter: $finished, limit: 1) {{
+    {_RUNS_ERRORS} ... on Runs {{ results {{ runId status endTime }} }}
+  }}
 }}
 """
 
