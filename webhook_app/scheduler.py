@@ -241,7 +241,7 @@ class _Dagster:
                 }
                 return self._selector
         problems = [
-            f"{entry['name']}: {entry['locationOrLoadError']['message'].strip().splitlines()[-1]}"
+            f"{entry['name']}: {_root_cause(entry['locationOrLoadError'])}"
             for entry in data["workspaceOrError"].get("locationEntries", [])
             if (entry.get("locationOrLoadError") or {}).get("__typename") == "PythonError"
         ]
@@ -301,6 +301,12 @@ def _unreachable_cause(error: BaseException) -> BaseException | None:
     return None
 
 
+def _root_cause(python_error: dict[str, Any]) -> str:
+    """The innermost error's first line: for a failing import, the exception the project raised, not the wrapper."""
+    innermost = (python_error.get("causes") or [python_error])[-1]
+    return innermost["message"].strip().splitlines()[0][:500]
+
+
 def _dagster_error(what: str, result: dict[str, Any]) -> ApiError:
     return ApiError(502, "dagster_error", f"{what}: {result['__typename']}: {result.get('message', '')}".strip())
 
@@ -330,7 +336,10 @@ query RtarfWorkspace {
   }
   workspaceOrError {
     ... on Workspace {
-      locationEntries { name locationOrLoadError { __typename ... on PythonError { message } } }
+      locationEntries {
+        name
+        locationOrLoadError { __typename ... on PythonError { message causes { message } } }
+      }
     }
   }
 }

@@ -188,3 +188,23 @@ def _wait_for_no_running_syncs(client: FlaskClient, timeout: float = 90) -> None
     while client.get("/scheduler/status", headers=AUTH).get_json()["running_syncs"]:
         assert time.monotonic() < deadline, "the launched sync did not finish"
         time.sleep(0.5)
+
+
+def _location_failed(response: dict) -> bool:
+    entries = (response.get("data") or {}).get("workspaceOrError", {}).get("locationEntries", [])
+    return any((entry.get("locationOrLoadError") or {}).get("__typename") == "PythonError" for entry in entries)
+
+
+def test_a_code_location_that_fails_to_load_is_named_in_a_503(
+    es: FakeElasticsearch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("RTARF_", "DAGSTER_"))}
+    env.update(PLATFORM_DATA_DIR=str(tmp_path), ELASTICSEARCH_URL=es.url, RTARF_SYNC_INTERVAL_SECONDS="90")
+    with dagster_webserver(tmp_path / "dagster_home", env, ready_query=WORKSPACE_QUERY, ready=_location_failed) as url:
+        app = create_app({"TESTING": True, "RTARF_API_TOKEN": TOKEN, "DAGSTER_GRAPHQL_URL": url})
+        response = app.test_client().get("/scheduler/status", headers=AUTH)
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error"] == "schedule_unavailable"
+    assert "RTARF_SYNC_INTERVAL_SECONDS must be a whole number of minutes" in body["detail"]
