@@ -1,6 +1,5 @@
 """Elasticsearch as a Dagster resource: the official 9.x client, point-in-time paging and retries with backoff."""
 
-import logging
 import os
 import random
 import time
@@ -15,7 +14,8 @@ import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from pydantic import Field
 
-log = logging.getLogger(__name__)
+# Dagster's logger: retries and reopened points in time show in the run's event log.
+log = dg.get_dagster_logger(__name__)
 
 URL_ENV = "ELASTICSEARCH_URL"
 API_KEY_ENV = "ELASTICSEARCH_API_KEY"
