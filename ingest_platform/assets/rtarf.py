@@ -120,8 +120,33 @@ def event_row(hit: Mapping[str, Any], *, timestamp_field: str) -> dict[str, Any]
     for column, path, convert in KNOWN_FIELDS:
         value = lookup(source, path)
         row[column] = None if value is None else convert(value, path)
+    nul_path = nul_character_path(source)
+    if nul_path is not None:
+        # PostgreSQL's text and jsonb cannot hold U+0000; one such document would fail its whole page.
+        printable = nul_path.replace("\x00", "\\u0000")
+        raise BadDocument(f"{printable}: contains a NUL character (U+0000), which the warehouse cannot store")
     row["source_document"] = source
     return row
+
+
+def nul_character_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first key or string holding U+0000, if any."""
+    if isinstance(value, str):
+        return (path or "_source") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            item_path = f"{path}.{key}" if path else key
+            if "\x00" in key:
+                return item_path
+            found = nul_character_path(item, item_path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            found = nul_character_path(item, f"{path}.{position}")
+            if found is not None:
+                return found
+    return None
 
 
 def parse_timestamp(value: Any, path: str) -> datetime:
@@ -251,7 +276,7 @@ def _load_page(
                     "es_index": hit["_index"],
                     "partition_day": partition_day,
                     "reason": str(problem),
-                    "source_document": hit.get("_source"),
+                    "source_document": None if nul_character_path(hit.get("_source")) else hit.get("_source"),
                 }
             )
     healed = [row["es_id"] for row in rows if row["es_id"] in previously_rejected]
