@@ -23,6 +23,8 @@ from ingest_platform.warehouse.upsert import UpsertResult, upsert
 
 ASSET_KEY = dg.AssetKey(["rtarf", "raw", "events"])
 EVENT_KEY = ["es_id"]
+# Elasticsearch's `long`, and the warehouse's BIGINT.
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 # Listed in full up to this many per run; the count is always exact and every one is in rtarf_rejected_events.
 MAX_LISTED_BAD_DOCUMENTS = 100
 
@@ -71,10 +73,14 @@ def _text_or_list(value: Any, path: str) -> str:
 def _integer(value: Any, path: str) -> int:
     # Elasticsearch coerces numeric strings into a long field; so does the mapping, and nothing else.
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise BadDocument(f"{path}: expected an integer, got {_type_name(value)}")
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    else:
+        raise BadDocument(f"{path}: expected an integer, got {_type_name(value)}")
+    if not LONG_MIN <= number <= LONG_MAX:
+        raise BadDocument(f"{path}: {number} does not fit a 64-bit integer")
+    return number
 
 
 def _ip(value: Any, path: str) -> str:
@@ -154,13 +160,18 @@ def parse_timestamp(value: Any, path: str) -> datetime:
     if value is None:
         raise BadDocument(f"{path}: missing")
     if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise BadDocument(f"{path}: {value} epoch milliseconds is out of range") from None
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         except ValueError:
             raise BadDocument(f"{path}: {value!r} is not an ISO 8601 date") from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:
+            raise BadDocument(f"{path}: {value!r} is out of range") from None
     raise BadDocument(f"{path}: expected an ISO 8601 date or epoch milliseconds, got {_type_name(value)}")
 
 

@@ -116,13 +116,16 @@ def test_changed_documents_are_updated_and_new_ones_inserted(es: FakeElasticsear
     sync(es, warehouse, PAST_DAY)
     moment = day_start(PAST_DAY) + timedelta(minutes=14)
     es.index(INDEX, f"{PAST_DAY}-2", event_source(moment, 2, message="escalated", event={"severity": 4}))
-    es.index(INDEX, f"{PAST_DAY}-new", event_source(day_start(PAST_DAY) + timedelta(hours=20), 99))
+    es.index(
+        INDEX, f"{PAST_DAY}-new", event_source(day_start(PAST_DAY) + timedelta(hours=20), 99, event={"severity": 2**62})
+    )
 
     result = figures(sync(es, warehouse, PAST_DAY))
 
     assert (result["inserted"], result["updated"], result["unchanged"]) == (1, 1, 5)
     changed = rows(warehouse)[f"{PAST_DAY}-2"]
     assert (changed["message"], changed["event_severity"], changed["event_action"]) == ("escalated", 4, None)
+    assert rows(warehouse)[f"{PAST_DAY}-new"]["event_severity"] == 2**62
 
 
 def test_bad_documents_are_counted_reported_and_kept_without_aborting_the_page(
@@ -269,6 +272,11 @@ def test_an_expired_point_in_time_is_reopened_and_the_scan_resumes(es: FakeElast
             id="epoch-millis-and-numeric-string-severity",
         ),
         pytest.param(
+            {"@timestamp": "2025-11-14T10:30:00Z", "event": {"severity": 2**62}},
+            {"event_severity": 2**62},
+            id="severity-needs-64-bits",
+        ),
+        pytest.param(
             {"@timestamp": "2025-11-14T17:30:00+07:00", "destination": {"ip": "2001:db8::1"}},
             {"event_timestamp": datetime(2025, 11, 14, 10, 30, tzinfo=UTC), "destination_ip": "2001:db8::1"},
             id="offset-converted-to-utc-and-ipv6",
@@ -303,6 +311,19 @@ def test_event_row_maps_known_fields(source: dict[str, Any], expected: dict[str,
             {"@timestamp": "2025-11-14T10:30:00Z", "event": {"severity": 2.5}},
             "event.severity: expected an integer",
             id="float-severity",
+        ),
+        pytest.param(
+            {"@timestamp": 10**20}, "@timestamp: 100000000000000000000 epoch milliseconds is out of", id="huge-epoch"
+        ),
+        pytest.param(
+            {"@timestamp": "0001-01-01T00:00:00+01:00"},
+            "@timestamp: '0001-01-01T00:00:00+01:00' is out of range",
+            id="year-0",
+        ),
+        pytest.param(
+            {"@timestamp": "2025-11-14T10:30:00Z", "event": {"severity": 2**63}},
+            "event.severity: 9223372036854775808 does not fit a 64-bit integer",
+            id="severity-beyond-long",
         ),
         pytest.param(
             {"@timestamp": "2025-11-14T10:30:00Z", "tags": ["ok", "nul\x00"]},

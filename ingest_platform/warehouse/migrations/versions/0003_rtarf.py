@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("event_timestamp", UtcDateTime, nullable=False),
         sa.Column("event_action", sa.Text),
         sa.Column("event_category", sa.Text),
-        sa.Column("event_severity", sa.Integer),
+        sa.Column("event_severity", sa.BigInteger),
         sa.Column("message", sa.Text),
         sa.Column("host_name", sa.Text),
         sa.Column("source_ip", sa.Text),
