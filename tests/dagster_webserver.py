@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -13,7 +14,8 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-WEBSERVER = REPO_ROOT / ".venv" / "bin" / "dagster-webserver"
+# Next to the interpreter running the tests, so the webserver loads the same environment.
+WEBSERVER = Path(sys.executable).parent / "dagster-webserver"
 
 # Runs launched over GraphQL start at once (no daemon needed to dequeue them) in their own process.
 INSTANCE_YAML = """\
