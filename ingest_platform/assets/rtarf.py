@@ -55,7 +55,6 @@ class SyncTotals:
     last_event: datetime | None = None
 
 
-# Column ← ECS field path; each field either absent/null or of the type its converter accepts.
 def _text(value: Any, path: str) -> str:
     if isinstance(value, str):
         return value
@@ -100,6 +99,7 @@ def _normalized_ip(text: str) -> str | None:
         return None
 
 
+# Column ← ECS field path; each field either absent/null or of the type its converter accepts.
 KNOWN_FIELDS: Sequence[tuple[str, str, Any]] = (
     ("event_action", "event.action", _text),
     ("event_category", "event.category", _text_or_list),
@@ -196,14 +196,15 @@ def sync_window(
 ) -> tuple[datetime, datetime, str]:
     """The [start, end) event-time window a run reads, and its mode.
 
-    Today's partition is incremental: from the newest event already loaded minus the overlap. Any other day (a
-    backfill, or yesterday's run in the first hour) is re-read whole, so late documents of past days converge.
+    Today's partition is incremental: from the newest event already loaded minus the overlap, but never later than
+    now minus the overlap, so one future-dated document cannot hide the rest of the day. Any other day (a backfill,
+    or yesterday's run in the first hour) is re-read whole, so late documents of past days converge.
     """
     start = datetime.combine(day, datetime.min.time(), UTC)
     end = start + timedelta(days=1)
     if full_day or day != now.astimezone(UTC).date() or last_loaded is None:
         return start, end, "full_day"
-    return max(start, last_loaded - overlap), end, "incremental"
+    return max(start, min(last_loaded, now) - overlap), end, "incremental"
 
 
 @dg.asset(

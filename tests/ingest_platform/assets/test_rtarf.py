@@ -353,6 +353,9 @@ MIDNIGHT = datetime(2025, 11, 14, tzinfo=UTC)
             NOW.date(), NOW - timedelta(hours=1), False, (NOW - timedelta(minutes=70), "incremental"), id="today"
         ),
         pytest.param(NOW.date(), None, False, (MIDNIGHT, "full_day"), id="today-empty"),
+        pytest.param(
+            NOW.date(), NOW + timedelta(hours=8), False, (NOW - timedelta(minutes=10), "incremental"), id="future-dated"
+        ),
         pytest.param(NOW.date(), MIDNIGHT + timedelta(minutes=3), False, (MIDNIGHT, "incremental"), id="clamped"),
         pytest.param(NOW.date(), NOW, True, (MIDNIGHT, "full_day"), id="forced-full-day"),
         pytest.param(
