@@ -26,7 +26,9 @@ SHARED_ENV = (TOKEN_ENV, GRAPHQL_URL_ENV)
 DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
 # App settings, overridable as WEBHOOK_<NAME>.
 DEFAULTS = {
-    "RTARF_SYNC_WAIT_SECONDS": 120.0,  # longest ?wait=true waits before answering 202 with the run still going
+    # Longest ?wait=true waits before answering 202 with the run still going; below gunicorn's default 30 s worker
+    # timeout, which would kill the worker mid-wait (raise both together).
+    "RTARF_SYNC_WAIT_SECONDS": 25.0,
     "RTARF_SYNC_POLL_SECONDS": 1.0,
     "DAGSTER_TIMEOUT_SECONDS": 10,
 }
