@@ -67,6 +67,8 @@ def client(graphql_url: str) -> FlaskClient:
             "RTARF_API_TOKEN": TOKEN,
             "DAGSTER_GRAPHQL_URL": graphql_url,
             "RTARF_SYNC_POLL_SECONDS": 0.2,
+            # A run worker starts a Python process; on a loaded machine that alone can take many seconds.
+            "RTARF_SYNC_WAIT_SECONDS": 120,
         }
     )
     return app.test_client()
