@@ -203,14 +203,11 @@ def test_a_backfill_of_three_days_resyncs_each_whole_day(es: FakeElasticsearch, 
     with dg.instance_for_test() as instance:
         first = [figures(sync(es, warehouse, day, instance=instance)) for day in days]
         assert [(f["mode"], f["inserted"]) for f in first] == [("full_day", 3), ("full_day", 4), ("full_day", 5)]
-        again = [figures(sync(es, warehouse, day, instance=instance)) for day in days]
+        again = figures(sync(es, warehouse, days[1], instance=instance))
         materialized = instance.get_materialized_partitions(dg.AssetKey(["rtarf", "raw", "events"]))
 
-    assert [(f["mode"], f["total_processed"], f["inserted"]) for f in again] == [
-        ("full_day", 3, 0),
-        ("full_day", 4, 0),
-        ("full_day", 5, 0),
-    ]
+    # A past day is re-read whole even though its rows are there, and converges to the same rows.
+    assert (again["mode"], again["total_processed"], again["inserted"], again["unchanged"]) == ("full_day", 4, 0, 4)
     assert materialized == {day.isoformat() for day in days}
     assert len(rows(warehouse)) == 12
 

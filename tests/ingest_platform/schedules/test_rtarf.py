@@ -88,15 +88,23 @@ def test_the_interval_is_read_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert (schedule.cron_schedule, schedule.metadata["interval_seconds"].value) == ("*/10 * * * *", 600)
 
 
-def tick(schedule: dg.ScheduleDefinition, at: datetime, instance: dg.DagsterInstance):
-    definitions = dg.Definitions(
+def repository_with(schedule: dg.ScheduleDefinition) -> dg.RepositoryDefinition:
+    return dg.Definitions(
         assets=[rtarf_events_asset],
         jobs=[rtarf_sync_job],
         schedules=[schedule],
         resources={"elasticsearch": ElasticsearchResource(url="http://127.0.0.1:9"), "warehouse": WarehouseResource()},
-    )
+    ).get_repository_def()
+
+
+def tick(
+    schedule: dg.ScheduleDefinition,
+    at: datetime,
+    instance: dg.DagsterInstance,
+    repository: dg.RepositoryDefinition | None = None,
+):
     context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=at, repository_def=definitions.get_repository_def()
+        instance=instance, scheduled_execution_time=at, repository_def=repository or repository_with(schedule)
     )
     return schedule.evaluate_tick(context)
 
@@ -136,11 +144,12 @@ def test_a_day_whose_sync_is_still_running_is_not_requested_again():
 
 def test_an_interval_cron_cannot_express_is_kept_exactly_by_skipping_ticks():
     schedule = build_rtarf_sync_schedule(420, True)
+    repository = repository_with(schedule)
     due = []
     with dg.instance_for_test() as instance:
         for minute in range(15):
             at = datetime(2025, 11, 14, 10, minute, tzinfo=UTC)
-            if tick(schedule, at, instance).run_requests:
+            if tick(schedule, at, instance, repository).run_requests:
                 due.append(minute)
 
     # Every 7 minutes, counted from the epoch so the rhythm survives hour and day boundaries.
