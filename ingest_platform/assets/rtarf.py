@@ -325,9 +325,14 @@ def _rejected_ids(warehouse: WarehouseResource, partition_day: str) -> set[str]:
         )
 
 
+# The schedule skips a day whose sync is still in flight, so a hung run would stall that day: run monitoring
+# (dagster.yaml) ends any run over this.
+MAX_RUNTIME_SECONDS = 3600
+
 rtarf_sync_job = dg.define_asset_job(
     "rtarf_sync_job",
     selection=[ASSET_KEY],
+    tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
     description="Syncs one day of RTARF events from Elasticsearch; requested by rtarf_sync_schedule and by "
     "POST /scheduler/sync-now.",
 )
