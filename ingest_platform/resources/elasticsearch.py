@@ -53,7 +53,7 @@ class ElasticsearchResource(dg.ConfigurableResource):
 
     Authenticate with an API key, or with a user name and password (basic auth); neither means no authentication
     (a cluster without security). Transient failures (connection errors, timeouts, 429 and 5xx answers) are retried
-    with exponential backoff and jitter by this resource, not by the client, so every retry waits.
+    with exponential backoff and jitter by this resource, not by the client (which retries at once by default).
     """
 
     url: str = Field(description="Cluster URL, e.g. https://es.internal:9200 (ELASTICSEARCH_URL).")
@@ -94,7 +94,8 @@ class ElasticsearchResource(dg.ConfigurableResource):
             api_key=self.api_key or None,
             basic_auth=(self.username, self.password) if self.username and self.password else None,
             request_timeout=self.request_timeout_seconds,
-            # Retries live in `call_with_retries`, which backs off; the client's own retries would not wait.
+            # Retries live in `call_with_retries`: it backs off (the client retries at once by default) and counts
+            # the retries for the run's metadata.
             max_retries=0,
             retry_on_timeout=False,
             verify_certs=self.verify_certs,
