@@ -6,15 +6,18 @@
 
 import dagster as dg
 
-from ingest_platform.assets import bigtop
+from ingest_platform.assets import bigtop, rtarf
 from ingest_platform.bigtop.probe import bigtop_probe
 from ingest_platform.jobs.bigtop import bigtop_push_to_production_job
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
+from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.schedules.bigtop import bigtop_collect_schedule
+from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
+from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 
 # One instance of each resource, shared by both locations (Definitions.merge accepts only identical resources).
 resources = {
@@ -24,12 +27,14 @@ resources = {
     "bigtop_ingest": BigTopIngestResource(
         api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
     ),
+    "elasticsearch": ElasticsearchResource.from_env(),
 }
 
 core_defs = dg.Definitions(
-    assets=[bigtop.bigtop_pushed_events],
-    jobs=[bigtop.bigtop_push_load_job, bigtop_push_to_production_job],
-    sensors=[bigtop_landing_sensor],
+    assets=[bigtop.bigtop_pushed_events, rtarf.rtarf_events_asset],
+    jobs=[bigtop.bigtop_push_load_job, bigtop_push_to_production_job, rtarf.rtarf_sync_job],
+    schedules=[build_rtarf_sync_schedule()],
+    sensors=[bigtop_landing_sensor, rtarf_run_success_sensor, rtarf_run_failure_sensor],
     resources=resources,
 )
 

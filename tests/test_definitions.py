@@ -7,6 +7,7 @@ from ingest_platform.definitions import defs
 ASSET_KEYS = {
     "bigtop/raw/collected_events",
     "bigtop/raw/pushed_events",
+    "rtarf/raw/events",
 }
 ASSET_CHECK_KEYS: set[str] = set()
 JOBS = {
@@ -15,12 +16,16 @@ JOBS = {
     "bigtop_probe",
     "bigtop_push_load_job",
     "bigtop_push_to_production_job",
+    "rtarf_sync_job",
 }
 SCHEDULES = {
     "bigtop_collect_schedule",
+    "rtarf_sync_schedule",
 }
 SENSORS = {
     "bigtop_landing_sensor",
+    "rtarf_run_failure_sensor",
+    "rtarf_run_success_sensor",
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from webhook_app import bigtop, health
+from webhook_app import bigtop, health, scheduler
 from webhook_app.errors import register_error_handlers
 from webhook_app.landing import LandingWriter
 
@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(bigtop.bp)
+    app.register_blueprint(scheduler.bp)
     return app
 
 

@@ -3,9 +3,9 @@
 import argparse
 from collections.abc import Sequence
 
-from ingest_platform.cli import bigtop, db
+from ingest_platform.cli import bigtop, db, rtarf
 
-COMMAND_GROUPS = [db, bigtop]
+COMMAND_GROUPS = [db, bigtop, rtarf]
 
 
 def build_parser() -> argparse.ArgumentParser:

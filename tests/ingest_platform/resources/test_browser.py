@@ -105,11 +105,11 @@ def test_requests_are_spaced_by_the_delay(site: FakeBigTopSite) -> None:
     urls = [FetchRequest(url=f"{site.base_url}/events/e{n}.ics") for n in range(5)]
     with chromium_for_tests().session() as session:
         session.visit(site.page_url)
-        session.fetch_all(urls, max_in_flight=5, delay_s=0.1)
+        session.fetch_all(urls, max_in_flight=5, delay_s=0.2)
     starts = [request.at for request in site.requests_to("/events/")]
-    # Unspaced, five requests from five slots arrive within milliseconds; spaced, over 0.4 s. The margin absorbs
-    # a busy machine's scheduling jitter between the browser sending and the site receiving.
-    assert max(starts) - min(starts) >= 0.3
+    # Unspaced, five requests from five slots arrive within milliseconds; spaced, over 0.8 s. The wide margin
+    # absorbs a busy machine delaying the first request's arrival more than the later ones'.
+    assert max(starts) - min(starts) >= 0.5
 
 
 @requires_chromium

@@ -1,0 +1,338 @@
+"""RTARF events (seed 004): Elasticsearch documents upserted into `rtarf_events`, one partition per UTC day.
+
+Replaces the seed's asyncio scheduler: the `rtarf_sync_schedule` requests today's partition (and yesterday's in the
+first hour of a day); backfills re-sync whole days.
+"""
+
+import functools
+import ipaddress
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from ingest_platform.resources.elasticsearch import ElasticsearchResource, ScanStats
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.warehouse.tables import rtarf_events, rtarf_rejected_events
+from ingest_platform.warehouse.upsert import UpsertResult, upsert
+
+ASSET_KEY = dg.AssetKey(["rtarf", "raw", "events"])
+EVENT_KEY = ["es_id"]
+# Elasticsearch's `long`, and the warehouse's BIGINT.
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+# Listed in full up to this many per run; the count is always exact and every one is in rtarf_rejected_events.
+MAX_LISTED_BAD_DOCUMENTS = 100
+
+# The UTC day of the event's timestamp. end_offset=1: today's partition exists, which the schedule refreshes.
+rtarf_daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+
+
+class RtarfSyncConfig(dg.Config):
+    timestamp_field: str = Field(default="@timestamp", description="The event time field partitions are cut by.")
+    page_size: int = Field(default=1000, ge=1, le=10_000, description="Documents per search_after page.")
+    overlap_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="Today's incremental run re-reads this far before the newest event already loaded, for "
+        "documents indexed late.",
+    )
+    full_day: bool = Field(default=False, description="Re-sync the whole day even for today's partition.")
+
+
+class BadDocument(ValueError):
+    """A document that cannot become a row; the reason names the field and the problem."""
+
+
+@dataclass
+class SyncTotals:
+    upserted: UpsertResult = field(default_factory=UpsertResult)
+    bad: list[dict[str, str]] = field(default_factory=list)
+    last_event: datetime | None = None
+
+
+def _text(value: Any, path: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise BadDocument(f"{path}: expected a string, got {_type_name(value)}")
+
+
+def _text_or_list(value: Any, path: str) -> str:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    if isinstance(value, str):
+        return value
+    raise BadDocument(f"{path}: expected a string or a list of strings, got {_type_name(value)}")
+
+
+def _integer(value: Any, path: str) -> int:
+    # Elasticsearch coerces numeric strings into a long field; so does the mapping, and nothing else.
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    else:
+        raise BadDocument(f"{path}: expected an integer, got {_type_name(value)}")
+    if not LONG_MIN <= number <= LONG_MAX:
+        raise BadDocument(f"{path}: {number} does not fit a 64-bit integer")
+    return number
+
+
+def _ip(value: Any, path: str) -> str:
+    text = _text(value, path)
+    normalized = _normalized_ip(text)
+    if normalized is None:
+        raise BadDocument(f"{path}: {text!r} is not an IP address")
+    return normalized
+
+
+@functools.lru_cache(maxsize=65_536)
+def _normalized_ip(text: str) -> str | None:
+    # Events repeat a small set of addresses; parsing each one once keeps the mapping off the sync's profile.
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+# Column ← ECS field path; each field either absent/null or of the type its converter accepts.
+KNOWN_FIELDS: Sequence[tuple[str, str, Any]] = (
+    ("event_action", "event.action", _text),
+    ("event_category", "event.category", _text_or_list),
+    ("event_severity", "event.severity", _integer),
+    ("message", "message", _text),
+    ("host_name", "host.name", _text),
+    ("source_ip", "source.ip", _ip),
+    ("destination_ip", "destination.ip", _ip),
+    ("user_name", "user.name", _text),
+    ("rule_name", "rule.name", _text),
+)
+
+
+def event_row(hit: Mapping[str, Any], *, timestamp_field: str) -> dict[str, Any]:
+    """The `rtarf_events` row of one search hit, or BadDocument naming what is wrong with it."""
+    source = hit.get("_source")
+    if not isinstance(source, dict):
+        raise BadDocument("_source: missing (is _source disabled on the index?)")
+    row: dict[str, Any] = {
+        "es_id": hit["_id"],
+        "es_index": hit["_index"],
+        "event_timestamp": parse_timestamp(lookup(source, timestamp_field), timestamp_field),
+    }
+    for column, path, convert in KNOWN_FIELDS:
+        value = lookup(source, path)
+        row[column] = None if value is None else convert(value, path)
+    nul_path = nul_character_path(source)
+    if nul_path is not None:
+        # PostgreSQL's text and jsonb cannot hold U+0000; one such document would fail its whole page.
+        printable = nul_path.replace("\x00", "\\u0000")
+        raise BadDocument(f"{printable}: contains a NUL character (U+0000), which the warehouse cannot store")
+    row["source_document"] = source
+    return row
+
+
+def nul_character_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first key or string holding U+0000, if any."""
+    if isinstance(value, str):
+        return (path or "_source") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            item_path = f"{path}.{key}" if path else key
+            if "\x00" in key:
+                return item_path
+            found = nul_character_path(item, item_path)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            found = nul_character_path(item, f"{path}.{position}")
+            if found is not None:
+                return found
+    return None
+
+
+def parse_timestamp(value: Any, path: str) -> datetime:
+    """Read a date as Elasticsearch's default `strict_date_optional_time||epoch_millis` format does (naive = UTC)."""
+    if value is None:
+        raise BadDocument(f"{path}: missing")
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise BadDocument(f"{path}: {value} epoch milliseconds is out of range") from None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except ValueError:
+            raise BadDocument(f"{path}: {value!r} is not an ISO 8601 date") from None
+        except OverflowError:
+            raise BadDocument(f"{path}: {value!r} is out of range") from None
+    raise BadDocument(f"{path}: expected an ISO 8601 date or epoch milliseconds, got {_type_name(value)}")
+
+
+def lookup(source: dict[str, Any], path: str) -> Any:
+    """An ECS field, whether the document nests it (`{"host": {"name": …}}`) or spells it flat (`"host.name"`)."""
+    if path in source:
+        return source[path]
+    value: Any = source
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def sync_window(
+    *, day: date, now: datetime, last_loaded: datetime | None, overlap: timedelta, full_day: bool
+) -> tuple[datetime, datetime, str]:
+    """The [start, end) event-time window a run reads, and its mode.
+
+    Today's partition is incremental: from the newest event already loaded minus the overlap, but never later than
+    now minus the overlap, so one future-dated document cannot hide the rest of the day. Any other day (a backfill,
+    or yesterday's run in the first hour) is re-read whole, so late documents of past days converge.
+    """
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    end = start + timedelta(days=1)
+    if full_day or day != now.astimezone(UTC).date() or last_loaded is None:
+        return start, end, "full_day"
+    return max(start, min(last_loaded, now) - overlap), end, "incremental"
+
+
+@dg.asset(
+    key=ASSET_KEY,
+    group_name="rtarf",
+    partitions_def=rtarf_daily,
+    kinds={"elasticsearch", "sql"},
+    description="RTARF events from Elasticsearch (point-in-time search_after scan), upserted into `rtarf_events` "
+    "by the document `_id`. Partitioned by the UTC day of the event timestamp; today's partition syncs "
+    "incrementally, other days whole.",
+)
+def rtarf_events_asset(
+    context: dg.AssetExecutionContext,
+    config: RtarfSyncConfig,
+    elasticsearch: ElasticsearchResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    started = time.monotonic()
+    day = date.fromisoformat(context.partition_key)
+    start, end, mode = sync_window(
+        day=day,
+        now=datetime.now(UTC),
+        last_loaded=_last_loaded(warehouse, day),
+        overlap=timedelta(seconds=config.overlap_seconds),
+        full_day=config.full_day,
+    )
+    context.log.info(f"rtarf {context.partition_key}: {mode} sync of {start.isoformat()} .. {end.isoformat()}")
+
+    previously_rejected = _rejected_ids(warehouse, context.partition_key)
+    stats = ScanStats()
+    totals = SyncTotals()
+    with elasticsearch.time_range_pages(
+        timestamp_field=config.timestamp_field, start=start, end=end, page_size=config.page_size, stats=stats
+    ) as pages:
+        for hits in pages:
+            _load_page(warehouse, hits, config, context.partition_key, previously_rejected, totals)
+            context.log.debug(f"page {stats.pages}: {len(hits)} documents, totals {totals.upserted.as_metadata()}")
+
+    seconds = time.monotonic() - started
+    if totals.bad:
+        context.log.warning(
+            f"rtarf {context.partition_key}: {len(totals.bad)} documents could not be mapped (kept in "
+            f"rtarf_rejected_events), e.g. {totals.bad[0]['id']}: {totals.bad[0]['reason']}"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "total_processed": stats.hits,
+            **totals.upserted.as_metadata(),
+            "bad_documents": len(totals.bad),
+            "bad_document_ids": dg.MetadataValue.json(totals.bad[:MAX_LISTED_BAD_DOCUMENTS]),
+            "pages": stats.pages,
+            "time_seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "docs_per_second": dg.MetadataValue.float(round(stats.hits / seconds, 1) if seconds else 0.0),
+            "mode": mode,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "last_event_timestamp": totals.last_event.isoformat() if totals.last_event else None,
+            "es_retries": stats.retries,
+            "pit_reopened": stats.pit_reopened,
+        }
+    )
+
+
+def _load_page(
+    warehouse: WarehouseResource,
+    hits: list[dict[str, Any]],
+    config: RtarfSyncConfig,
+    partition_day: str,
+    previously_rejected: set[str],
+    totals: SyncTotals,
+) -> None:
+    rows: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for hit in hits:
+        try:
+            rows.append(event_row(hit, timestamp_field=config.timestamp_field))
+        except BadDocument as problem:
+            rejects.append(
+                {
+                    "es_id": hit["_id"],
+                    "es_index": hit["_index"],
+                    "partition_day": partition_day,
+                    "reason": str(problem),
+                    "source_document": None if nul_character_path(hit.get("_source")) else hit.get("_source"),
+                }
+            )
+    healed = [row["es_id"] for row in rows if row["es_id"] in previously_rejected]
+    # One transaction per page: a failure later in the scan keeps the pages already loaded, and a re-run
+    # converges because every write is an upsert by `_id`.
+    with warehouse.begin() as connection:
+        if rows:
+            totals.upserted += upsert(connection, rtarf_events, rows, key=EVENT_KEY)
+        if rejects:
+            upsert(connection, rtarf_rejected_events, rejects, key=EVENT_KEY)
+        if healed:
+            connection.execute(sa.delete(rtarf_rejected_events).where(rtarf_rejected_events.c.es_id.in_(healed)))
+    totals.bad.extend({"id": r["es_id"], "index": r["es_index"], "reason": r["reason"]} for r in rejects)
+    if rows:
+        newest = max(row["event_timestamp"] for row in rows)
+        totals.last_event = max(newest, totals.last_event) if totals.last_event else newest
+
+
+def _last_loaded(warehouse: WarehouseResource, day: date) -> datetime | None:
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    column = rtarf_events.c.event_timestamp
+    with warehouse.begin() as connection:
+        return connection.execute(
+            sa.select(sa.func.max(column)).where(column >= start, column < start + timedelta(days=1))
+        ).scalar_one()
+
+
+def _rejected_ids(warehouse: WarehouseResource, partition_day: str) -> set[str]:
+    with warehouse.begin() as connection:
+        return set(
+            connection.execute(
+                sa.select(rtarf_rejected_events.c.es_id).where(rtarf_rejected_events.c.partition_day == partition_day)
+            ).scalars()
+        )
+
+
+# The schedule skips a day whose sync is still in flight, so a hung run would stall that day: run monitoring
+# (dagster.yaml) ends any run over this.
+MAX_RUNTIME_SECONDS = 3600
+
+rtarf_sync_job = dg.define_asset_job(
+    "rtarf_sync_job",
+    selection=[ASSET_KEY],
+    tags={"dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
+    description="Syncs one day of RTARF events from Elasticsearch; requested by rtarf_sync_schedule and by "
+    "POST /scheduler/sync-now.",
+)

@@ -1,0 +1,157 @@
+"""The RTARF sync schedule: interval validation, partitions requested per tick, overlap protection."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from ingest_platform.assets.rtarf import rtarf_events_asset, rtarf_sync_job
+from ingest_platform.resources.elasticsearch import ElasticsearchResource
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.schedules.rtarf import (
+    TRIGGER_TAG,
+    build_rtarf_sync_schedule,
+    cron_for_interval,
+    interval_seconds,
+    sync_enabled,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(None, 300, id="unset-defaults-to-300"),
+        pytest.param("", 300, id="empty-defaults-to-300"),
+        pytest.param("60", 60, id="one-minute"),
+        pytest.param(" 600 ", 600, id="whitespace"),
+        pytest.param("420", 420, id="seven-minutes"),
+    ],
+)
+def test_valid_intervals(raw: str | None, expected: int):
+    assert interval_seconds(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param("30", "must be at least 60", id="too-short"),
+        pytest.param("90", "must be a whole number of minutes .* use 60 or 120", id="not-whole-minutes"),
+        pytest.param("5m", "must be a number of seconds, got '5m'", id="not-a-number"),
+        pytest.param("-60", "must be at least 60", id="negative"),
+    ],
+)
+def test_invalid_intervals_name_the_variable_and_the_problem(raw: str, problem: str):
+    with pytest.raises(ValueError, match=f"RTARF_SYNC_INTERVAL_SECONDS {problem}"):
+        interval_seconds(raw)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "cron"),
+    [
+        pytest.param(60, "* * * * *", id="1m"),
+        pytest.param(300, "*/5 * * * *", id="5m"),
+        pytest.param(1800, "*/30 * * * *", id="30m"),
+        pytest.param(3600, "0 * * * *", id="1h"),
+        pytest.param(5400, "* * * * *", id="90m-filtered-per-tick"),
+        pytest.param(172800, "* * * * *", id="2d-filtered-per-tick"),
+        pytest.param(21600, "0 */6 * * *", id="6h"),
+        pytest.param(86400, "0 0 * * *", id="1d"),
+        pytest.param(420, "* * * * *", id="7m-filtered-per-tick"),
+    ],
+)
+def test_cron_for_interval(seconds: int, cron: str):
+    assert cron_for_interval(seconds) == cron
+
+
+@pytest.mark.parametrize(
+    ("raw", "enabled"),
+    [pytest.param("true", True, id="true"), pytest.param("1", True, id="1"), pytest.param(None, False, id="unset")],
+)
+def test_enabled_sets_the_default_status(raw: str | None, enabled: bool, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("RTARF_SYNC_INTERVAL_SECONDS", raising=False)
+    if raw is None:
+        monkeypatch.delenv("RTARF_SYNC_ENABLED", raising=False)
+    else:
+        monkeypatch.setenv("RTARF_SYNC_ENABLED", raw)
+    expected = dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED
+    assert build_rtarf_sync_schedule().default_status == expected
+
+
+def test_an_invalid_enabled_value_is_an_error():
+    with pytest.raises(ValueError, match="RTARF_SYNC_ENABLED must be true or false, got 'maybe'"):
+        sync_enabled("maybe")
+
+
+def test_the_interval_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RTARF_SYNC_INTERVAL_SECONDS", "600")
+    schedule = build_rtarf_sync_schedule()
+    assert (schedule.cron_schedule, schedule.metadata["interval_seconds"].value) == ("*/10 * * * *", 600)
+
+
+def repository_with(schedule: dg.ScheduleDefinition) -> dg.RepositoryDefinition:
+    return dg.Definitions(
+        assets=[rtarf_events_asset],
+        jobs=[rtarf_sync_job],
+        schedules=[schedule],
+        resources={"elasticsearch": ElasticsearchResource(url="http://127.0.0.1:9"), "warehouse": WarehouseResource()},
+    ).get_repository_def()
+
+
+def tick(
+    schedule: dg.ScheduleDefinition,
+    at: datetime,
+    instance: dg.DagsterInstance,
+    repository: dg.RepositoryDefinition | None = None,
+):
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at, repository_def=repository or repository_with(schedule)
+    )
+    return schedule.evaluate_tick(context)
+
+
+@pytest.mark.parametrize(
+    ("at", "partitions"),
+    [
+        pytest.param(datetime(2025, 11, 14, 10, 5, tzinfo=UTC), ["2025-11-14"], id="during-the-day"),
+        pytest.param(datetime(2025, 11, 14, 0, 55, tzinfo=UTC), ["2025-11-14", "2025-11-13"], id="first-hour"),
+        pytest.param(datetime(2025, 11, 14, 1, 0, tzinfo=UTC), ["2025-11-14"], id="after-the-first-hour"),
+    ],
+)
+def test_a_tick_requests_today_and_in_the_first_hour_yesterday(at: datetime, partitions: list[str]):
+    with dg.instance_for_test() as instance:
+        result = tick(build_rtarf_sync_schedule(300, True), at, instance)
+
+    assert [request.partition_key for request in result.run_requests] == partitions
+    assert all(request.tags[TRIGGER_TAG] == "schedule" for request in result.run_requests)
+    assert len({request.run_key for request in result.run_requests}) == len(partitions)
+
+
+def test_a_day_whose_sync_is_still_running_is_not_requested_again():
+    at = datetime(2025, 11, 14, 0, 10, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name=rtarf_sync_job.name,
+                run_id="still-running",
+                status=dg.DagsterRunStatus.STARTED,
+                tags={"dagster/partition": "2025-11-14"},
+            )
+        )
+        result = tick(build_rtarf_sync_schedule(300, True), at, instance)
+
+    assert [request.partition_key for request in result.run_requests] == ["2025-11-13"]
+
+
+def test_an_interval_cron_cannot_express_is_kept_exactly_by_skipping_ticks():
+    schedule = build_rtarf_sync_schedule(420, True)
+    repository = repository_with(schedule)
+    due = []
+    with dg.instance_for_test() as instance:
+        for minute in range(15):
+            at = datetime(2025, 11, 14, 10, minute, tzinfo=UTC)
+            if tick(schedule, at, instance, repository).run_requests:
+                due.append(minute)
+
+    # Every 7 minutes, counted from the epoch so the rhythm survives hour and day boundaries.
+    assert len(due) == 2
+    assert due[1] - due[0] == 7
