@@ -14,11 +14,17 @@ def configured_secrets(config_key: str) -> list[str]:
 
 
 def matches_any(candidate: str, secrets: list[str]) -> bool:
+    return matching_slot(candidate, secrets) is not None
+
+
+def matching_slot(candidate: str, secrets: list[str]) -> int | None:
+    """The position of the secret `candidate` equals, or None; the position names the caller without the secret."""
     # Compare with every secret, no early exit, so timing reveals neither a match nor which one.
-    matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(candidate.encode(), secret.encode())
-    return matched
+    slot = None
+    for position, secret in enumerate(secrets):
+        if hmac.compare_digest(candidate.encode(), secret.encode()):
+            slot = position
+    return slot
 
 
 def require_bearer(config_key: str, *, disabled_error: str) -> None:
@@ -37,3 +43,20 @@ def require_bearer(config_key: str, *, disabled_error: str) -> None:
         )
     if not matches_any(token.strip(), secrets):
         raise ApiError(401, "unauthorized", "The bearer token is not valid.", headers=challenge)
+
+
+def require_header_token(header: str, config_key: str, *, disabled_error: str) -> str:
+    """Raise unless the `header` request header holds one of the secrets in `config_key`.
+
+    Returns who called, as `<config key>#<slot>` (which rotation slot matched), fit for an audit log.
+    """
+    secrets = configured_secrets(config_key)
+    if not secrets:
+        raise ApiError(503, disabled_error, f"This endpoint is disabled: {config_key} is not set on the server.")
+    token = request.headers.get(header, "").strip()
+    if not token:
+        raise ApiError(401, "unauthorized", f"Missing credential: send the '{header}' header.")
+    slot = matching_slot(token, secrets)
+    if slot is None:
+        raise ApiError(401, "unauthorized", f"The '{header}' credential is not valid.")
+    return f"{config_key}#{slot}"

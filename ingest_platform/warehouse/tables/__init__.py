@@ -1,5 +1,15 @@
 """Every warehouse table, one module per source; all share one MetaData. Alembic migrations create them."""
 
+from ingest_platform.warehouse.tables.app import app_events, audit_log, crawl_items, donations, stripe_events
 from ingest_platform.warehouse.tables.core import events, landing_ledger, metadata
 
-__all__ = ["events", "landing_ledger", "metadata"]
+__all__ = [
+    "app_events",
+    "audit_log",
+    "crawl_items",
+    "donations",
+    "events",
+    "landing_ledger",
+    "metadata",
+    "stripe_events",
+]
