@@ -36,7 +36,9 @@ def ip_hash_secret(*, required: bool) -> str | None:
     """The key of the IP hash; only the first value counts, as rotating it would split every client in two."""
     secrets = configured_secrets(IP_HASH_KEY_VARIABLE)
     if not secrets and required:
-        raise ApiError(503, "ingest_disabled", f"This endpoint is disabled: {IP_HASH_KEY_VARIABLE} is not set on the server.")
+        raise ApiError(
+            503, "ingest_disabled", f"This endpoint is disabled: {IP_HASH_KEY_VARIABLE} is not set on the server."
+        )
     return secrets[0] if secrets else None
 
 

@@ -86,7 +86,9 @@ class StripeReceived(BaseModel):
 def stripe_webhook():
     secrets = configured_secrets(SIGNING_KEY_VARIABLE)
     if not secrets:
-        raise ApiError(503, "stripe_disabled", f"This endpoint is disabled: {SIGNING_KEY_VARIABLE} is not set on the server.")
+        raise ApiError(
+            503, "stripe_disabled", f"This endpoint is disabled: {SIGNING_KEY_VARIABLE} is not set on the server."
+        )
     require_json_content_type()
     body = request.get_data(cache=False)
     audit.set_actor(_verified_signer(body, secrets))
