@@ -18,6 +18,7 @@ DEFAULTS = {
     "APP_IDEMPOTENCY_TTL_SECONDS": 7 * 24 * 3600,
     "STRIPE_TOLERANCE_SECONDS": 300,
     "CLAIMS_URL": "",
+    "CLAIMS_KEY_PREFIX": "ingest:claims:",
 }
 AUDITED_ACTIONS = {
     "app_events.ingest_events": app_events.ACTION,
@@ -31,7 +32,9 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(name, os.environ.get(name))
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
-    app.extensions["claims"] = claim_store(app.config["CLAIMS_URL"], landing_dir=app.config["LANDING_DIR"])
+    app.extensions["claims"] = claim_store(
+        app.config["CLAIMS_URL"], landing_dir=app.config["LANDING_DIR"], key_prefix=app.config["CLAIMS_KEY_PREFIX"]
+    )
     audit.init_app(app, AUDITED_ACTIONS)
     rate_limits.init_app(app, {app_events.bp: "APP_EVENTS_RATE_LIMIT", crawl.bp: "APP_CRAWL_RATE_LIMIT"})
     for blueprint in (app_events.bp, stripe_webhook.bp, crawl.bp):

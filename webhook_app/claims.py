@@ -119,11 +119,11 @@ class SqliteClaimStore:
         return connection
 
 
-def claim_store(url: str, *, landing_dir: str | os.PathLike[str]) -> ClaimStore:
-    """The store `url` names: `redis://…`/`rediss://…`/`unix://…`, `sqlite:///<path>`, or empty for the default
-    SQLite file `<landing dir>/.state/claims.sqlite`."""
+def claim_store(url: str, *, landing_dir: str | os.PathLike[str], key_prefix: str) -> ClaimStore:
+    """The store `url` names: `redis://…`/`rediss://…`/`unix://…` (keys under `key_prefix`), `sqlite:///<path>`,
+    or empty for the default SQLite file `<landing dir>/.state/claims.sqlite`."""
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisClaimStore(url)
+        return RedisClaimStore(url, prefix=key_prefix)
     if url.startswith("sqlite:///"):
         return SqliteClaimStore(url.removeprefix("sqlite:///"))
     if url:

@@ -13,6 +13,8 @@ from webhook_app.validation import json_body
 STREAM = "crawl_items"
 ACTION = "ingest.crawl"
 MAX_ITEMS = 500
+# What the validator below accepts, for the OpenAPI document (the validator words the error better than a regex).
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]"
 
 bp = Blueprint("crawl", __name__, url_prefix="/ingest")
 
@@ -22,7 +24,7 @@ class CrawlItem(BaseModel):
 
     external_id: Identifier
     url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] = Field(
-        description="An absolute http(s) URL."
+        description="An absolute http(s) URL.", json_schema_extra={"pattern": HTTP_URL_PATTERN}
     )
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
     summary: Annotated[str, StringConstraints(max_length=10_000)] | None = None

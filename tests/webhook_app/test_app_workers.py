@@ -1,0 +1,102 @@
+"""VIEW and idempotency dedup under gunicorn: several workers at once, then a restart, on each claim store."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.webhook_app.intake_support import APP_TOKEN, IP_HASH_KEY, landed
+
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    port = _free_port()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", "2", "webhook_app:create_app()"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base_url}/health", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not start: {log_path.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+
+def _post_events(base_url: str, body: dict) -> dict:
+    # A new connection per request, so the workers share the requests between them.
+    response = httpx.post(f"{base_url}/ingest/events", json=body, headers={"x-app-token": APP_TOKEN}, timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+@pytest.fixture(params=["sqlite-default", "redis"])
+def claims_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "sqlite-default":
+        return {}
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable: {error}")
+    return {"WEBHOOK_CLAIMS_URL": REDIS_URL, "WEBHOOK_CLAIMS_KEY_PREFIX": f"test:{uuid.uuid4().hex}:"}
+
+
+def test_dedup_holds_across_workers_and_restarts(data_dir: Path, claims_env: dict[str, str]) -> None:
+    landing_dir = data_dir / "landing"
+    env = {
+        "PLATFORM_DATA_DIR": str(data_dir),
+        "LANDING_DIR": str(landing_dir),
+        "INGEST_APP_TOKEN": APP_TOKEN,
+        "INGEST_IP_HASH_SECRET": IP_HASH_KEY,
+        "WEBHOOK_APP_EVENTS_RATE_LIMIT": "1000 per minute",
+        **claims_env,
+    }
+    view = {"events": [{"type": "VIEW", "ruleId": "rule_1"}]}
+    keyed = {"events": [{"type": "SAVE", "ruleId": "rule_1", "idempotencyKey": "save-1"}]}
+
+    with gunicorn(env, data_dir / "gunicorn.log") as base_url, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda body: _post_events(base_url, body), [view, keyed] * 12))
+    with gunicorn(env, data_dir / "gunicorn.log") as base_url:
+        after_restart = [_post_events(base_url, view), _post_events(base_url, keyed)]
+
+    assert sum(result["stored"] for result in results) == 2
+    assert [result["stored"] for result in after_restart] == [0, 0]
+    stored = [event for document in landed(landing_dir, "app_events") for event in document["payload"]["events"]]
+    assert sorted(event["type"] for event in stored) == ["SAVE", "VIEW"]
+    assert len(landed(landing_dir, "app_events")) == 26
