@@ -70,7 +70,7 @@ def load_landing_files(
             context.log.warning(f"quarantined {stream}/{name}: {reason}")
             continue
         rows.extend(file_rows)
-        ledger_rows.append({"stream": stream, "file_name": name, "rows": len(file_rows), "run_id": context.run_id})
+        ledger_rows.append({"stream": stream, "file_name": name, "rows": len(file_rows), "run_id": context.run.run_id})
 
     with warehouse.begin() as connection:
         result, figures = write_rows(connection, rows) if rows else (UpsertResult(), {})

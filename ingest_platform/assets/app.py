@@ -435,7 +435,7 @@ def _record_load(
         table=audit_log,
         rows=[
             {
-                "audit_id": f"load:{stream}:{context.run_id}:{context.partition_key}",
+                "audit_id": f"load:{stream}:{context.run.run_id}:{context.partition_key}",
                 "at": datetime.now(UTC),
                 "actor": "dagster",
                 "action": f"load.{stream}",
@@ -443,7 +443,7 @@ def _record_load(
                 "status": None,
                 "error": None,
                 "ip_hash": None,
-                "request_id": context.run_id,
+                "request_id": context.run.run_id,
                 "details": {"partition": context.partition_key, **counts},
             }
         ],
@@ -536,7 +536,6 @@ app_load_jobs = {
     stream: dg.define_asset_job(
         f"app_{asset.key.path[-1]}_load_job",
         selection=[asset],
-        partitions_def=landed_daily,
         description=f"Loads landed {stream!r} files; requested by its landing sensor.",
     )
     for stream, asset in APP_LANDING_ASSETS.items()
