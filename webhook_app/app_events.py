@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from flask import Blueprint, current_app, jsonify
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from webhook_app import audit
 from webhook_app.app_common import APP_TOKEN, CAMEL_MODEL, Identifier, land_accepted, require_app_token
@@ -43,13 +43,6 @@ class AppEvent(BaseModel):
         default=None, description="An event repeating a key already seen is accepted and not stored again."
     )
 
-    @field_validator("ts")
-    @classmethod
-    def _not_in_future(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value > audit.received_at() + MAX_FUTURE_SKEW:
-            raise ValueError(f"is more than {int(MAX_FUTURE_SKEW.total_seconds())} seconds in the future")
-        return value
-
 
 class EventBatch(BaseModel):
     model_config = CAMEL_MODEL
@@ -78,9 +71,11 @@ class EventsAccepted(BaseModel):
     tags=("app",),
 )
 def ingest_events():
+    received_at = audit.received_at()
     require_app_token()
     secret = ip_hash_secret(required=True)
     batch = json_body(EventBatch)
+    _refuse_future_events(batch.events, received_at)
     ip_hash = keyed_ip_hash(secret, client_ip())
     store = current_app.extensions["claims"]
 
@@ -92,6 +87,8 @@ def ingest_events():
             503, "dedup_unavailable", "The dedup store is unavailable; retry later.", headers={"Retry-After": "5"}
         ) from None
     duplicates = len(batch.events) - len(kept)
+    events = batch.model_dump(mode="json")["events"]
+    received = received_at.isoformat()
     try:
         land_accepted(
             stream=STREAM,
@@ -99,10 +96,7 @@ def ingest_events():
             status=202,
             payload={
                 "ip_hash": ip_hash,
-                "events": [
-                    {**event.model_dump(mode="json"), "ts": (event.ts or audit.received_at()).isoformat()}
-                    for event in kept
-                ],
+                "events": [{**events[position], "ts": events[position]["ts"] or received} for position in kept],
             },
             details={"events": len(batch.events), "stored": len(kept), "duplicates": duplicates},
         )
@@ -117,8 +111,22 @@ def ingest_events():
     ), 202
 
 
-def _dedupe(events: list[AppEvent], ip_hash: str, store) -> tuple[list[AppEvent], list[str]]:
-    """The events to store, and the claims taken for them (to give back if landing fails)."""
+def _refuse_future_events(events: list[AppEvent], received_at: datetime) -> None:
+    latest = received_at + MAX_FUTURE_SKEW
+    fields = [
+        {
+            "field": f"events.{position}.ts",
+            "problem": f"is more than {int(MAX_FUTURE_SKEW.total_seconds())} seconds in the future",
+        }
+        for position, event in enumerate(events)
+        if event.ts is not None and event.ts > latest
+    ]
+    if fields:
+        raise ApiError(422, "validation_failed", "The body does not match the schema.", fields)
+
+
+def _dedupe(events: list[AppEvent], ip_hash: str, store) -> tuple[list[int], list[str]]:
+    """The positions of the events to store, and the claims taken for them (to give back if landing fails)."""
     idempotency_seconds = float(current_app.config["APP_IDEMPOTENCY_TTL_SECONDS"])
     view_seconds = float(current_app.config["APP_VIEW_DEDUP_SECONDS"])
     wanted: list[tuple[int, str, float]] = []
@@ -130,7 +138,7 @@ def _dedupe(events: list[AppEvent], ip_hash: str, store) -> tuple[list[AppEvent]
     got = store.claim([(key, seconds) for _, key, seconds in wanted])
 
     refused = {position for (position, _, _), ok in zip(wanted, got, strict=True) if not ok}
-    kept = [event for position, event in enumerate(events) if position not in refused]
+    kept = [position for position in range(len(events)) if position not in refused]
     claimed = [key for (position, key, _), ok in zip(wanted, got, strict=True) if ok and position not in refused]
     # A repeated event gives back the view window it took: only a stored VIEW opens a window.
     given_back = [key for (position, key, _), ok in zip(wanted, got, strict=True) if ok and position in refused]
