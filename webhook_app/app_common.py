@@ -14,7 +14,7 @@ APP_CREDENTIAL_HEADER = "x-app-token"
 APP_TOKEN = Credential("appToken", {"type": "apiKey", "in": "header", "name": APP_CREDENTIAL_HEADER})
 
 # The app speaks camelCase JSON; problems are reported under the names the client sent.
-CAMEL_MODEL = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, validate_by_name=False)
+CAMEL_MODEL = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
 
 # Ids of the app's database (cuids) and partners' ids: non-empty, bounded, printable.
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191, pattern=r"^\S+$")]
