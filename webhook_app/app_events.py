@@ -71,10 +71,10 @@ class EventsAccepted(BaseModel):
     tags=("app",),
 )
 def ingest_events():
-    received_at = audit.received_at()
     require_app_token()
     secret = ip_hash_secret(required=True)
     batch = json_body(EventBatch)
+    received_at = audit.received_at()
     _refuse_future_events(batch.events, received_at)
     ip_hash = keyed_ip_hash(secret, client_ip())
     store = current_app.extensions["claims"]

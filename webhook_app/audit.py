@@ -49,6 +49,11 @@ def init_app(app: Flask, actions: dict[str, str]) -> None:
     Their 2xx responses carry theirs in the landed document already.
     """
 
+    @app.before_request
+    def _stamp_arrival() -> None:
+        if request.endpoint in actions:
+            received_at()
+
     @app.after_request
     def _audit_rejection(response: Response) -> Response:
         action = actions.get(request.endpoint or "")

@@ -32,7 +32,12 @@ def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
     port = _free_port()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", "2", "webhook_app:create_app()"],
+            [
+                str(GUNICORN),
+                *("--bind", f"127.0.0.1:{port}", "--workers", "2"),
+                *("--access-logfile", "-", "--access-logformat", "worker=%(p)s %(m)s %(U)s %(s)s"),
+                "webhook_app:create_app()",
+            ],
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -90,9 +95,9 @@ def test_dedup_holds_across_workers_and_restarts(data_dir: Path, claims_env: dic
     view = {"events": [{"type": "VIEW", "ruleId": "rule_1"}]}
     keyed = {"events": [{"type": "SAVE", "ruleId": "rule_1", "idempotencyKey": "save-1"}]}
 
-    with gunicorn(env, data_dir / "gunicorn.log") as base_url, ThreadPoolExecutor(8) as pool:
+    with gunicorn(env, data_dir / "gunicorn-1.log") as base_url, ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda body: _post_events(base_url, body), [view, keyed] * 12))
-    with gunicorn(env, data_dir / "gunicorn.log") as base_url:
+    with gunicorn(env, data_dir / "gunicorn-2.log") as base_url:
         after_restart = [_post_events(base_url, view), _post_events(base_url, keyed)]
 
     assert sum(result["stored"] for result in results) == 2
@@ -100,3 +105,7 @@ def test_dedup_holds_across_workers_and_restarts(data_dir: Path, claims_env: dic
     stored = [event for document in landed(landing_dir, "app_events") for event in document["payload"]["events"]]
     assert sorted(event["type"] for event in stored) == ["SAVE", "VIEW"]
     assert len(landed(landing_dir, "app_events")) == 26
+    workers = {
+        line.split()[0] for line in (data_dir / "gunicorn-1.log").read_text().splitlines() if "/ingest/events" in line
+    }
+    assert len(workers) >= 2, "the requests were not shared between workers"
