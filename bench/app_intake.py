@@ -135,6 +135,20 @@ def run_load(base_url: str, batch_size: int, seconds: float, clients: int) -> di
     }
 
 
+def _delete_claims(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    batch = []
+    for key in client.scan_iter(f"{prefix}*", count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="load duration per scenario")
@@ -144,6 +158,7 @@ def main() -> int:
     args = parser.parse_args()
 
     results: dict[tuple[str, int], dict[str, float]] = {}
+    prefix = f"bench:{uuid.uuid4().hex}:"
     with tempfile.TemporaryDirectory(prefix="bench-app-intake-") as scratch:
         root = Path(scratch)
         bare_dir = root / "bare"
@@ -164,17 +179,20 @@ def main() -> int:
             "app, claims in SQLite": ("webhook_app:create_app()", app_env, REPO),
         }
         if args.redis:
-            prefix = f"bench:{uuid.uuid4().hex}:"
             servers["app, claims in Redis"] = (
                 "webhook_app:create_app()",
                 {**app_env, "WEBHOOK_CLAIMS_URL": args.redis, "WEBHOOK_CLAIMS_KEY_PREFIX": prefix},
                 REPO,
             )
-        for name, (spec, env, chdir) in servers.items():
-            with served(spec, env, args.workers, chdir) as base_url:
-                for batch_size in (1, 500):
-                    run_load(base_url, batch_size, min(1.0, args.seconds), args.clients)  # warm-up
-                    results[(name, batch_size)] = run_load(base_url, batch_size, args.seconds, args.clients)
+        try:
+            for name, (spec, env, chdir) in servers.items():
+                with served(spec, env, args.workers, chdir) as base_url:
+                    for batch_size in (1, 500):
+                        run_load(base_url, batch_size, min(1.0, args.seconds), args.clients)  # warm-up
+                        results[(name, batch_size)] = run_load(base_url, batch_size, args.seconds, args.clients)
+        finally:
+            if args.redis:
+                _delete_claims(args.redis, prefix)
 
     print(
         f"POST /ingest/events over HTTP, gunicorn --workers {args.workers}, {args.clients} keep-alive clients, "

@@ -1,9 +1,14 @@
 """Shared set-up of the Ingest Service intake tests: the real app on a private landing zone, and what it landed."""
 
 import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 from flask import Flask
 
 from webhook_app import create_app
@@ -13,6 +18,7 @@ IP_HASH_KEY = "ip-hash-key-for-tests"
 STRIPE_SECRET = "whsec_secret_for_tests"
 DATA_STREAMS = ("app_events", "stripe_events", "crawl_items")
 AUDIT_STREAM = "app_audit"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def make_app(landing_dir: Path, **config: Any) -> Flask:
@@ -47,3 +53,20 @@ def events_body(*events: dict[str, Any]) -> dict[str, Any]:
 
 def app_headers(**extra: str) -> dict[str, str]:
     return {"x-app-token": APP_TOKEN, **extra}
+
+
+@contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of its own in the local Redis (shared with other runs), its keys deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable: {error}")
+    prefix = f"test-{uuid.uuid4().hex}:"
+    try:
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(f"*{prefix}*"))
+        if keys:
+            client.delete(*keys)

@@ -2,17 +2,24 @@
 
 import hashlib
 import hmac
-import uuid
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.webhook_app.intake_support import IP_HASH_KEY, app_headers, events_body, landed, make_app
-from webhook_app.claims import RedisClaimStore, SqliteClaimStore
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.webhook_app.intake_support import (
+    IP_HASH_KEY,
+    REDIS_URL,
+    app_headers,
+    events_body,
+    landed,
+    make_app,
+    redis_prefix,
+)
+from webhook_app.claims import SqliteClaimStore
 
 
 class FakeClock:
@@ -189,38 +196,25 @@ def test_dedup_survives_restart_with_the_default_sqlite_store(landing_dir: Path)
 
 
 @pytest.fixture
-def redis_claims_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as error:
-        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable: {error}")
-    return REDIS_URL
+def redis_claims() -> Iterator[dict[str, str]]:
+    with redis_prefix() as prefix:
+        yield {"CLAIMS_URL": REDIS_URL, "CLAIMS_KEY_PREFIX": prefix}
 
 
-def test_redis_store_shares_dedup_between_instances(landing_dir: Path, redis_claims_url: str) -> None:
-    prefix = f"test:{uuid.uuid4().hex}:"
-    apps = [make_app(landing_dir, CLAIMS_URL=redis_claims_url) for _ in range(2)]
-    for app in apps:  # two workers (or hosts) with one Redis; a private key prefix keeps this test to itself
-        app.extensions["claims"] = RedisClaimStore(redis_claims_url, prefix=prefix)
+def test_redis_store_shares_dedup_between_instances(landing_dir: Path, redis_claims: dict[str, str]) -> None:
+    # Two workers (or hosts) with one Redis and separate landing zones: only the store is shared.
+    clients = [make_app(landing_dir / f"host{n}", **redis_claims).test_client() for n in (1, 2)]
+    both = ({"type": "VIEW", "ruleId": "r"}, {"type": "SAVE", "ruleId": "r", "idempotencyKey": "k"})
 
-    first = _post(
-        apps[0].test_client(), {"type": "VIEW", "ruleId": "r"}, {"type": "SAVE", "ruleId": "r", "idempotencyKey": "k"}
-    )
-    second = _post(
-        apps[1].test_client(), {"type": "VIEW", "ruleId": "r"}, {"type": "SAVE", "ruleId": "r", "idempotencyKey": "k"}
-    )
+    first, second = (_post(client, *both) for client in clients)
 
     assert (first.get_json()["stored"], second.get_json()["stored"]) == (2, 0)
-    ttl = redis.Redis.from_url(redis_claims_url).pttl(f"{prefix}idem:k")
+    ttl = redis.Redis.from_url(REDIS_URL).pttl(f"{redis_claims['CLAIMS_KEY_PREFIX']}idem:k")
     assert 0 < ttl <= 7 * 24 * 3600 * 1000
 
 
-def test_redis_view_window_expires(landing_dir: Path, redis_claims_url: str) -> None:
-    import time
-
-    app = make_app(landing_dir, APP_VIEW_DEDUP_SECONDS=0.2)
-    app.extensions["claims"] = RedisClaimStore(redis_claims_url, prefix=f"test:{uuid.uuid4().hex}:")
-    client = app.test_client()
+def test_redis_view_window_expires(landing_dir: Path, redis_claims: dict[str, str]) -> None:
+    client = make_app(landing_dir, APP_VIEW_DEDUP_SECONDS=0.2, **redis_claims).test_client()
     stored = [_post(client, {"type": "VIEW", "ruleId": "r"}).get_json()["stored"]]
     stored.append(_post(client, {"type": "VIEW", "ruleId": "r"}).get_json()["stored"])
     time.sleep(0.3)  # Redis expires keys on its own clock

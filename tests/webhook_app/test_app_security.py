@@ -1,14 +1,13 @@
 """Rate limits (in memory and in Redis), CORS refusal and the open health check."""
 
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.webhook_app.intake_support import app_headers, landed_data, make_app
+from tests.webhook_app.intake_support import REDIS_URL, app_headers, landed_data, make_app, redis_prefix
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 VIEW = {"events": [{"type": "SAVE", "ruleId": "r"}]}
 CRAWL = {"sourceId": "s", "items": [{"externalId": "e", "url": "https://x.example", "title": "t"}]}
 
@@ -58,18 +57,15 @@ def test_unauthenticated_requests_count_against_the_limit(landing_dir: Path) -> 
 
 
 @pytest.fixture
-def redis_storage() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as error:
-        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable: {error}")
-    return REDIS_URL
+def redis_key_prefix() -> Iterator[str]:
+    with redis_prefix() as prefix:
+        yield prefix
 
 
-def test_redis_storage_shares_the_limit_between_instances(landing_dir: Path, redis_storage: str) -> None:
+def test_redis_storage_shares_the_limit_between_instances(landing_dir: Path, redis_key_prefix: str) -> None:
     config = {
-        "RATELIMIT_STORAGE_URI": redis_storage,
-        "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "RATELIMIT_KEY_PREFIX": redis_key_prefix,
         "APP_EVENTS_RATE_LIMIT": "3 per minute",
     }
     first, second = (make_app(landing_dir, **config).test_client() for _ in range(2))
@@ -78,7 +74,7 @@ def test_redis_storage_shares_the_limit_between_instances(landing_dir: Path, red
         for client in (first, second, first, second)
     ]
     assert statuses == [202, 202, 202, 429]
-    keys = redis.Redis.from_url(redis_storage).keys(f"LIMITS:LIMITER/{config['RATELIMIT_KEY_PREFIX']}/*")
+    keys = redis.Redis.from_url(REDIS_URL).keys(f"LIMITS:LIMITER/{config['RATELIMIT_KEY_PREFIX']}/*")
     assert keys
 
 

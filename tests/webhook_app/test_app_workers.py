@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,12 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from tests.webhook_app.intake_support import APP_TOKEN, IP_HASH_KEY, landed
+from tests.webhook_app.intake_support import APP_TOKEN, IP_HASH_KEY, REDIS_URL, landed, redis_prefix
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _free_port() -> int:
@@ -72,14 +69,12 @@ def _post_events(base_url: str, body: dict) -> dict:
 
 
 @pytest.fixture(params=["sqlite-default", "redis"])
-def claims_env(request: pytest.FixtureRequest) -> dict[str, str]:
+def claims_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite-default":
-        return {}
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as error:
-        pytest.skip(f"Redis at 127.0.0.1:6379 is not reachable: {error}")
-    return {"WEBHOOK_CLAIMS_URL": REDIS_URL, "WEBHOOK_CLAIMS_KEY_PREFIX": f"test:{uuid.uuid4().hex}:"}
+        yield {}
+        return
+    with redis_prefix() as prefix:
+        yield {"WEBHOOK_CLAIMS_URL": REDIS_URL, "WEBHOOK_CLAIMS_KEY_PREFIX": prefix}
 
 
 def test_dedup_holds_across_workers_and_restarts(data_dir: Path, claims_env: dict[str, str]) -> None:
