@@ -6,8 +6,7 @@ import ipaddress
 
 from flask import current_app, request
 
-from webhook_app.auth import configured_secrets
-from webhook_app.errors import ApiError
+from webhook_app.auth import configured_secrets, required_secrets
 
 IP_HASH_KEY_VARIABLE = "INGEST_IP_HASH_SECRET"
 
@@ -34,11 +33,9 @@ def client_ip() -> str:
 
 def ip_hash_secret(*, required: bool) -> str | None:
     """The key of the IP hash; only the first value counts, as rotating it would split every client in two."""
+    if required:
+        return required_secrets(IP_HASH_KEY_VARIABLE, disabled_error="ingest_disabled")[0]
     secrets = configured_secrets(IP_HASH_KEY_VARIABLE)
-    if not secrets and required:
-        raise ApiError(
-            503, "ingest_disabled", f"This endpoint is disabled: {IP_HASH_KEY_VARIABLE} is not set on the server."
-        )
     return secrets[0] if secrets else None
 
 

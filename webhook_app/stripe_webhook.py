@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from webhook_app import audit
 from webhook_app.app_common import land_accepted
-from webhook_app.auth import configured_secrets
+from webhook_app.auth import required_secrets
 from webhook_app.errors import ApiError
 from webhook_app.openapi import Credential, documented
 from webhook_app.validation import parse_json, require_json_content_type
@@ -84,11 +84,7 @@ class StripeReceived(BaseModel):
     tags=("app",),
 )
 def stripe_webhook():
-    secrets = configured_secrets(SIGNING_KEY_VARIABLE)
-    if not secrets:
-        raise ApiError(
-            503, "stripe_disabled", f"This endpoint is disabled: {SIGNING_KEY_VARIABLE} is not set on the server."
-        )
+    secrets = required_secrets(SIGNING_KEY_VARIABLE, disabled_error="stripe_disabled")
     require_json_content_type()
     body = request.get_data(cache=False)
     audit.set_actor(_verified_signer(body, secrets))
