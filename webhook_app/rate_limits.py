@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from flask import Blueprint, Flask, Response, current_app
 from flask_limiter import HeaderNames, Limiter
 
-from webhook_app.client_ip import client_ip
+from webhook_app.client_ip import client_ip, client_ip_hash
 
 DEFAULTS = {
     "RATELIMIT_STORAGE_URI": "memory://",
@@ -31,7 +31,7 @@ def init_app(app: Flask, limits: Mapping[Blueprint, str]) -> Limiter:
     """Limit each blueprint of `limits` by the rate string in its config key (e.g. "60 per minute")."""
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
-    limiter = Limiter(key_func=client_ip, header_name_mapping=HEADER_NAMES)
+    limiter = Limiter(key_func=_client_key, header_name_mapping=HEADER_NAMES)
     for blueprint, config_key in limits.items():
         limiter.limit(_configured(config_key))(blueprint)
     # after_request hooks run last-registered first: registering before the limiter makes this one see its headers.
@@ -39,6 +39,11 @@ def init_app(app: Flask, limits: Mapping[Blueprint, str]) -> Limiter:
     limiter.init_app(app)
     app.extensions["rate_limiter"] = limiter
     return limiter
+
+
+def _client_key() -> str:
+    # The keyed hash when there is a key, so the limiter's storage (Redis included) holds no client IPs either.
+    return client_ip_hash() or client_ip()
 
 
 def _configured(config_key: str):

@@ -1,5 +1,7 @@
 """Shared set-up of the Ingest Service intake tests: the real app on a private landing zone, and what it landed."""
 
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Iterator
@@ -45,6 +47,11 @@ def landed(landing_dir: Path, stream: str) -> list[dict[str, Any]]:
 def landed_data(landing_dir: Path) -> dict[str, int]:
     """How many documents each data stream holds (the audit stream aside)."""
     return {stream: len(landed(landing_dir, stream)) for stream in DATA_STREAMS}
+
+
+def ip_hash(ip: str) -> str:
+    """The keyed hash the app stores for a client IP, computed independently of the app's code."""
+    return hmac.new(IP_HASH_KEY.encode(), ip.encode(), hashlib.sha256).hexdigest()
 
 
 def events_body(*events: dict[str, Any]) -> dict[str, Any]:

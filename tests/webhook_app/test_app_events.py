@@ -1,7 +1,5 @@
 """POST /ingest/events: what lands, keyed IP hashes, idempotency keys and the VIEW dedup window."""
 
-import hashlib
-import hmac
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,10 +9,10 @@ import pytest
 import redis
 
 from tests.webhook_app.intake_support import (
-    IP_HASH_KEY,
     REDIS_URL,
     app_headers,
     events_body,
+    ip_hash,
     landed,
     make_app,
     redis_prefix,
@@ -28,10 +26,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def _ip_hash(ip: str) -> str:
-    return hmac.new(IP_HASH_KEY.encode(), ip.encode(), hashlib.sha256).hexdigest()
 
 
 def _post(client, *events, **headers):
@@ -61,7 +55,7 @@ def test_accepted_events_land_with_keyed_ip_hash_and_audit(landing_dir: Path) ->
     [document] = landed(landing_dir, "app_events")
     assert document["request_id"] == body["request_id"]
     payload = document["payload"]
-    assert payload["ip_hash"] == _ip_hash("127.0.0.1")
+    assert payload["ip_hash"] == ip_hash("127.0.0.1")
     first, second = payload["events"]
     assert first == {
         "type": "COPY",
@@ -81,7 +75,7 @@ def test_accepted_events_land_with_keyed_ip_hash_and_audit(landing_dir: Path) ->
         "outcome": "accepted",
         "status": 202,
         "error": None,
-        "ip_hash": _ip_hash("127.0.0.1"),
+        "ip_hash": ip_hash("127.0.0.1"),
         "request_id": body["request_id"],
         "details": {"events": 2, "stored": 2, "duplicates": 0},
     }
@@ -117,7 +111,7 @@ def test_rotated_token_is_accepted_and_named_by_slot(landing_dir: Path) -> None:
 def test_client_ip_behind_trusted_proxies(landing_dir: Path, trusted_proxies, forwarded_for, client_ip) -> None:
     client = make_app(landing_dir, TRUSTED_PROXIES=trusted_proxies).test_client()
     assert _post(client, {"type": "SAVE", "ruleId": "r"}, **{"X-Forwarded-For": forwarded_for}).status_code == 202
-    assert landed(landing_dir, "app_events")[0]["payload"]["ip_hash"] == _ip_hash(client_ip)
+    assert landed(landing_dir, "app_events")[0]["payload"]["ip_hash"] == ip_hash(client_ip)
 
 
 def test_repeated_idempotency_key_is_accepted_not_stored_twice(landing_dir: Path) -> None:

@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.webhook_app.intake_support import REDIS_URL, app_headers, landed_data, make_app, redis_prefix
+from tests.webhook_app.intake_support import (
+    REDIS_URL,
+    app_headers,
+    ip_hash,
+    landed_data,
+    make_app,
+    redis_prefix,
+)
 
 VIEW = {"events": [{"type": "SAVE", "ruleId": "r"}]}
 CRAWL = {"sourceId": "s", "items": [{"externalId": "e", "url": "https://x.example", "title": "t"}]}
@@ -74,8 +81,9 @@ def test_redis_storage_shares_the_limit_between_instances(landing_dir: Path, red
         for client in (first, second, first, second)
     ]
     assert statuses == [202, 202, 202, 429]
-    keys = redis.Redis.from_url(REDIS_URL).keys(f"LIMITS:LIMITER/{config['RATELIMIT_KEY_PREFIX']}/*")
-    assert keys
+    [key] = redis.Redis.from_url(REDIS_URL).keys(f"LIMITS:LIMITER/{config['RATELIMIT_KEY_PREFIX']}/*")
+    assert ip_hash("127.0.0.1") in key.decode()
+    assert "127.0.0.1" not in key.decode()
 
 
 def test_memory_storage_is_per_instance(landing_dir: Path) -> None:
