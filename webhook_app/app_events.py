@@ -126,22 +126,28 @@ def _refuse_future_events(events: list[AppEvent], received_at: datetime) -> None
 
 
 def _dedupe(events: list[AppEvent], ip_hash: str, store) -> tuple[list[int], list[str]]:
-    """The positions of the events to store, and the claims taken for them (to give back if landing fails)."""
-    idempotency_seconds = float(current_app.config["APP_IDEMPOTENCY_TTL_SECONDS"])
-    view_seconds = float(current_app.config["APP_VIEW_DEDUP_SECONDS"])
-    wanted: list[tuple[int, str, float]] = []
-    for position, event in enumerate(events):
-        if event.idempotency_key is not None:
-            wanted.append((position, f"idem:{event.idempotency_key}", idempotency_seconds))
-        if event.type == "VIEW":
-            wanted.append((position, f"view:{ip_hash}:{event.rule_id}", view_seconds))
-    got = store.claim([(key, seconds) for _, key, seconds in wanted])
+    """The positions of the events to store, and the claims taken (to give back if landing fails).
 
-    refused = {position for (position, _, _), ok in zip(wanted, got, strict=True) if not ok}
-    kept = [position for position in range(len(events)) if position not in refused]
-    claimed = [key for (position, key, _), ok in zip(wanted, got, strict=True) if ok and position not in refused]
-    # A repeated event gives back the view window it took: only a stored VIEW opens a window.
-    given_back = [key for (position, key, _), ok in zip(wanted, got, strict=True) if ok and position in refused]
-    given_back = [key for key in given_back if key.startswith("view:")]
-    store.release(given_back)
-    return kept, claimed
+    Idempotency keys are claimed first and VIEW windows only for the events that passed, so a repeated event
+    never holds a window another VIEW of the batch needed.
+    """
+    config = current_app.config
+    keyed = [
+        (position, f"idem:{event.idempotency_key}") for position, event in enumerate(events) if event.idempotency_key
+    ]
+    repeated, claimed = _claim(store, keyed, float(config["APP_IDEMPOTENCY_TTL_SECONDS"]))
+    views = [
+        (position, f"view:{ip_hash}:{event.rule_id}")
+        for position, event in enumerate(events)
+        if event.type == "VIEW" and position not in repeated
+    ]
+    repeated_views, claimed_views = _claim(store, views, float(config["APP_VIEW_DEDUP_SECONDS"]))
+    refused = repeated | repeated_views
+    return [position for position in range(len(events)) if position not in refused], claimed + claimed_views
+
+
+def _claim(store, wanted: list[tuple[int, str]], seconds: float) -> tuple[set[int], list[str]]:
+    """The positions whose key was already held, and the keys newly claimed."""
+    got = store.claim([(key, seconds) for _, key in wanted])
+    refused = {position for (position, _), ok in zip(wanted, got, strict=True) if not ok}
+    return refused, [key for (_, key), ok in zip(wanted, got, strict=True) if ok]

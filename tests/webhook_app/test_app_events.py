@@ -165,6 +165,14 @@ def test_duplicate_event_does_not_open_a_view_window(landing_dir: Path) -> None:
     assert [event["type"] for event in _stored(landing_dir)] == ["SAVE", "VIEW"]
 
 
+def test_repeated_event_leaves_the_view_window_to_the_next_view_of_the_batch(landing_dir: Path) -> None:
+    client = make_app(landing_dir).test_client()
+    _post(client, {"type": "SAVE", "ruleId": "r", "idempotencyKey": "k"})
+    response = _post(client, {"type": "VIEW", "ruleId": "r", "idempotencyKey": "k"}, {"type": "VIEW", "ruleId": "r"})
+    assert (response.get_json()["stored"], response.get_json()["duplicates"]) == (1, 1)
+    assert [event["type"] for event in _stored(landing_dir)] == ["SAVE", "VIEW"]
+
+
 def test_landing_failure_gives_the_claims_back(landing_dir: Path) -> None:
     client = make_app(landing_dir).test_client()
     (landing_dir / "app_events").mkdir(parents=True)
