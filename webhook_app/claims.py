@@ -19,6 +19,13 @@ Claim = tuple[str, float]  # key, seconds to hold it
 
 # Expired rows are deleted every this many claims, so the SQLite file stays as small as the live windows.
 _PURGE_EVERY = 1_000
+# Two parameters a claim, far below SQLite's 32 766 variables per statement.
+_CLAIMS_PER_STATEMENT = 5_000
+# An expired claim is taken over; RETURNING names the keys this statement inserted or took over.
+_CLAIM_SQL = (
+    "INSERT INTO claims (key, expires_at) VALUES {values} ON CONFLICT (key) DO UPDATE "
+    "SET expires_at = excluded.expires_at WHERE claims.expires_at <= ? RETURNING key"
+)
 
 
 class ClaimStoreUnavailable(Exception):
@@ -67,19 +74,22 @@ class SqliteClaimStore:
         if not claims:
             return []
         now = self._clock()
+        got = [False] * len(claims)
         try:
             connection = self._connection()
             connection.execute("BEGIN IMMEDIATE")
             try:
-                got = [
-                    connection.execute(
-                        "INSERT INTO claims (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                        "SET expires_at = excluded.expires_at WHERE claims.expires_at <= ?",
-                        (key, now + seconds, now),
-                    ).rowcount
-                    == 1
-                    for key, seconds in claims
-                ]
+                for start in range(0, len(claims), _CLAIMS_PER_STATEMENT):
+                    chunk = claims[start : start + _CLAIMS_PER_STATEMENT]
+                    # One statement per chunk: a key repeated in it is taken by its first copy only, since the
+                    # later copy meets a row that has not expired.
+                    statement = _CLAIM_SQL.format(values=", ".join(["(?, ?)"] * len(chunk)))
+                    parameters = [value for key, seconds in chunk for value in (key, now + seconds)]
+                    taken = {key for (key,) in connection.execute(statement, [*parameters, now])}
+                    for offset, (key, _) in enumerate(chunk):
+                        if key in taken:
+                            got[start + offset] = True
+                            taken.discard(key)
                 self._claims_since_purge += len(claims)
                 if self._claims_since_purge >= _PURGE_EVERY:
                     connection.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
