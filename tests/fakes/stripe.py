@@ -9,6 +9,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import stripe
 
 _sequence = itertools.count(1)
@@ -74,3 +75,10 @@ def signed(payload: dict | str, secret: str, *, timestamp: int | None = None) ->
     body = payload if isinstance(payload, str) else json.dumps(payload)
     header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp)
     return body, {"Stripe-Signature": header, "Content-Type": "application/json; charset=utf-8"}
+
+
+def deliver(endpoint: str, payload: dict, secret: str, *, timestamp: int | None = None) -> httpx.Response:
+    """POST `payload` to `endpoint` over HTTP the way Stripe delivers a webhook."""
+    body, headers = signed(payload, secret, timestamp=timestamp)
+    headers["User-Agent"] = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+    return httpx.post(endpoint, content=body.encode(), headers=headers, timeout=10)

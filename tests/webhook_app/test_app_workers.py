@@ -1,4 +1,5 @@
-"""VIEW and idempotency dedup under gunicorn: several workers at once, then a restart, on each claim store."""
+"""The app under gunicorn over real HTTP: VIEW and idempotency dedup across workers and a restart, on each claim
+store, and Stripe deliveries."""
 
 import os
 import socket
@@ -13,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.webhook_app.intake_support import APP_TOKEN, IP_HASH_KEY, REDIS_URL, landed, redis_prefix
+from tests.fakes import stripe as fake_stripe
+from tests.webhook_app.intake_support import APP_TOKEN, IP_HASH_KEY, REDIS_URL, STRIPE_SECRET, landed, redis_prefix
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -84,14 +86,22 @@ def test_dedup_holds_across_workers_and_restarts(data_dir: Path, claims_env: dic
         "LANDING_DIR": str(landing_dir),
         "INGEST_APP_TOKEN": APP_TOKEN,
         "INGEST_IP_HASH_SECRET": IP_HASH_KEY,
+        "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
         "WEBHOOK_APP_EVENTS_RATE_LIMIT": "1000 per minute",
         **claims_env,
     }
     view = {"events": [{"type": "VIEW", "ruleId": "rule_1"}]}
     keyed = {"events": [{"type": "SAVE", "ruleId": "rule_1", "idempotencyKey": "save-1"}]}
 
+    refund = fake_stripe.event(
+        "charge.refunded", fake_stripe.refunded_charge("ch_1", "pi_1", amount=5, refunded_amount=5)
+    )
     with gunicorn(env, data_dir / "gunicorn-1.log") as base_url, ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda body: _post_events(base_url, body), [view, keyed] * 12))
+        stripe_statuses = [
+            fake_stripe.deliver(f"{base_url}/ingest/stripe/webhook", refund, STRIPE_SECRET).status_code,
+            fake_stripe.deliver(f"{base_url}/ingest/stripe/webhook", refund, STRIPE_SECRET, timestamp=1).status_code,
+        ]
     with gunicorn(env, data_dir / "gunicorn-2.log") as base_url:
         after_restart = [_post_events(base_url, view), _post_events(base_url, keyed)]
 
@@ -100,6 +110,8 @@ def test_dedup_holds_across_workers_and_restarts(data_dir: Path, claims_env: dic
     stored = [event for document in landed(landing_dir, "app_events") for event in document["payload"]["events"]]
     assert sorted(event["type"] for event in stored) == ["SAVE", "VIEW"]
     assert len(landed(landing_dir, "app_events")) == 26
+    assert stripe_statuses == [200, 400]
+    assert [document["payload"]["event"] for document in landed(landing_dir, "stripe_events")] == [refund]
     workers = {
         line.split()[0] for line in (data_dir / "gunicorn-1.log").read_text().splitlines() if "/ingest/events" in line
     }
