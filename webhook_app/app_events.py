@@ -102,7 +102,10 @@ def ingest_events():
         )
     except BaseException:
         # Not stored, so not seen: the client's retry must not be dropped as a duplicate.
-        store.release(claimed)
+        try:
+            store.release(claimed)
+        except ClaimStoreUnavailable:
+            log.exception("could not give back the claims of request %s", audit.request_id())
         raise
     return jsonify(
         EventsAccepted(
