@@ -6,7 +6,7 @@ routes appear without a list to keep in step. Served at `GET /openapi.json`.
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, jsonify
@@ -60,7 +60,7 @@ class Operation:
     credential: Credential | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    tags: tuple[str, ...] = ()
 
 
 def documented(
