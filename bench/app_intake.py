@@ -5,10 +5,15 @@ file and fsyncs it, nothing else. The app adds authentication, validation, the k
 the dedup claims (SQLite file by default, Redis when given) and the landing protocol (temp file, fsync, rename,
 directory fsync, audit record inside).
 
-    .venv/bin/python bench/app_intake.py [--seconds 5] [--clients 8] [--workers 2] [--redis redis://127.0.0.1:6379/0]
+    .venv/bin/python bench/app_intake.py [--seconds 6] [--rounds 6] [--clients 8] [--workers 2] \
+        [--redis redis://127.0.0.1:6379/0]
+
+Every server runs at once and the load visits them in short rounds in turn, so a busy moment of the (shared)
+machine weighs on each of them alike.
 """
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -19,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -59,7 +64,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served(app_spec: str, env: dict[str, str], workers: int, chdir: Path):
+def served(app_spec: str, env: dict[str, str], chdir: Path, workers: int):
     port = _free_port()
     process = subprocess.Popen(
         [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(chdir), app_spec],
@@ -85,29 +90,32 @@ def served(app_spec: str, env: dict[str, str], workers: int, chdir: Path):
         process.wait(timeout=15)
 
 
-def _batch(size: int, counter: list[int]) -> bytes:
+# Every event of the run gets a fresh rule and idempotency key (next() on a count is atomic under the GIL).
+_sequence = itertools.count()
+
+
+def _batch(size: int) -> bytes:
     events = []
     for _ in range(size):
-        counter[0] += 1
-        number = counter[0]
+        number = next(_sequence)
         # Distinct rules so every VIEW claims a fresh window and is stored: the dedup path at full cost.
         events.append({"type": EVENT_TYPES[number % 5], "ruleId": f"rule_{number}", "idempotencyKey": f"k{number}"})
     return json.dumps({"events": events}).encode()
 
 
-def run_load(base_url: str, batch_size: int, seconds: float, clients: int) -> dict[str, float]:
+def run_load(base_url: str, batch_size: int, seconds: float, clients: int) -> tuple[list[float], float]:
+    """Request latencies of `clients` keep-alive clients posting for `seconds`, and the wall time taken."""
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
-    def client(number: int) -> None:
-        counter = [number * 10**9]
+    def client() -> None:
         mine: list[float] = []
         headers = {"x-app-token": TOKEN, "Content-Type": "application/json"}
         with httpx.Client(base_url=base_url, timeout=30) as http:
             while time.monotonic() < stop_at:
-                body = _batch(batch_size, counter)
+                body = _batch(batch_size)
                 started = time.perf_counter()
                 response = http.post("/ingest/events", content=body, headers=headers)
                 mine.append(time.perf_counter() - started)
@@ -117,15 +125,18 @@ def run_load(base_url: str, batch_size: int, seconds: float, clients: int) -> di
             latencies.extend(mine)
 
     started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
+    threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    latencies.sort()
+    return latencies, time.monotonic() - started
+
+
+def summarize(latencies: list[float], elapsed: float, batch_size: int) -> dict[str, float]:
+    latencies = sorted(latencies)
     return {
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
@@ -151,7 +162,8 @@ def _delete_claims(url: str, prefix: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="load duration per scenario")
+    parser.add_argument("--seconds", type=float, default=6.0, help="load duration per server and batch size")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds the duration is split into, servers in turn")
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (same for every server)")
     parser.add_argument("--redis", default="", help="also measure the app with its claims in this Redis")
@@ -185,18 +197,30 @@ def main() -> int:
                 REPO,
             )
         try:
-            for name, (spec, env, chdir) in servers.items():
-                with served(spec, env, args.workers, chdir) as base_url:
-                    for batch_size in (1, 500):
-                        run_load(base_url, batch_size, min(1.0, args.seconds), args.clients)  # warm-up
-                        results[(name, batch_size)] = run_load(base_url, batch_size, args.seconds, args.clients)
+            with ExitStack() as stack:
+                urls = {name: stack.enter_context(served(*server, args.workers)) for name, server in servers.items()}
+                for batch_size in (1, 500):
+                    for base_url in urls.values():
+                        run_load(base_url, batch_size, 0.5, args.clients)  # warm-up
+                    # Short rounds in turn, so every server sees the same mix of the shared machine's load.
+                    collected = {name: ([], 0.0) for name in urls}
+                    for _ in range(args.rounds):
+                        for name, base_url in urls.items():
+                            latencies, elapsed = run_load(
+                                base_url, batch_size, args.seconds / args.rounds, args.clients
+                            )
+                            collected[name][0].extend(latencies)
+                            collected[name] = (collected[name][0], collected[name][1] + elapsed)
+                    for name, (latencies, elapsed) in collected.items():
+                        results[(name, batch_size)] = summarize(latencies, elapsed, batch_size)
         finally:
             if args.redis:
                 _delete_claims(args.redis, prefix)
 
     print(
         f"POST /ingest/events over HTTP, gunicorn --workers {args.workers}, {args.clients} keep-alive clients, "
-        f"{args.seconds:g} s per scenario, {os.cpu_count()} CPUs (client and server share them)"
+        f"{args.seconds:g} s per scenario in {args.rounds} interleaved rounds, {os.cpu_count()} CPUs (client and "
+        "servers share them)"
     )
     print(f"{'server':32} {'batch':>5} {'requests':>9} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for (name, batch_size), figures in results.items():
