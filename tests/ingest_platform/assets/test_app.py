@@ -88,26 +88,22 @@ def test_loader_keeps_the_first_of_an_idempotency_key_the_app_let_through(
     ]
     first = _post_events(hosts[0], {"type": "FORK", "ruleId": "r1", "idempotencyKey": "fork-1"})
     _post_events(hosts[1], {"type": "FORK", "ruleId": "r2", "idempotencyKey": "fork-1"})
-    _post_events(hosts[1], {"type": "COPY", "ruleId": "r2", "idempotencyKey": "copy-1"})
+    other = _post_events(hosts[1], {"type": "COPY", "ruleId": "r2", "idempotencyKey": "copy-1"})
     names = pending(landing_dir, "app_events")
 
-    early = metadata(load(app_assets.app_raw_events, warehouse, landing_dir, names[:1]), app_assets.app_raw_events)
-    late = metadata(
-        load(
-            app_assets.app_raw_events,
-            warehouse,
-            landing_dir,
-            names[1:],
-            checks=(app_assets.no_duplicate_idempotency_keys,),
-        ),
-        app_assets.app_raw_events,
+    early = load(app_assets.app_raw_events, warehouse, landing_dir, names[:1])
+    late = load(
+        app_assets.app_raw_events, warehouse, landing_dir, names[1:], checks=(app_assets.no_duplicate_idempotency_keys,)
     )
 
-    assert (early["inserted"], late["inserted"], late["duplicates"], late["duplicate_idempotency_keys"]) == (1, 1, 1, 1)
+    early_figures, late_figures = (metadata(result, app_assets.app_raw_events) for result in (early, late))
+    assert (early_figures["inserted"], late_figures["inserted"]) == (1, 1)
+    assert (late_figures["duplicates"], late_figures["duplicate_idempotency_keys"]) == (1, 1)
     assert rows(warehouse, app_events, "idempotency_key", "rule_id", "request_id", order_by="idempotency_key") == [
-        ("copy-1", "r2", rows(warehouse, app_events, "request_id", order_by="idempotency_key")[0][0]),
+        ("copy-1", "r2", other["request_id"]),
         ("fork-1", "r1", first["request_id"]),
     ]
+    assert [evaluation.passed for evaluation in late.get_asset_check_evaluations()] == [True]
 
 
 def _land_views(landing_dir: Path, received: list[datetime], *, ip_hash: str = "a" * 64) -> None:
