@@ -7,6 +7,7 @@ line of every dedup the app does: a repeated idempotency key, a VIEW within the 
 event delivered twice, an older crawl of an item never overwrite what is stored.
 """
 
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,14 @@ from ingest_platform.loading import LandingBatchConfig, RowsFromDocument, WriteR
 from ingest_platform.partitions import landed_daily
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.warehouse.tables import app_events, audit_log, crawl_items, donations, stripe_events
+from ingest_platform.warehouse.tables import (
+    app_events,
+    audit_log,
+    crawl_items,
+    donations,
+    landing_ledger,
+    stripe_events,
+)
 from ingest_platform.warehouse.upsert import UpsertResult, upsert
 
 EVENTS_STREAM = "app_events"
@@ -171,7 +179,21 @@ def rejection_document(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 # --- writing ----------------------------------------------------------------------------------------------------
 
 
+def serialize_writers(connection: sa.Connection, name: str) -> None:
+    """Make concurrent loads of `name` take turns until this transaction ends.
+
+    The last-line dedups, the version check and the donation fold read what is stored and then write: two runs
+    doing that at once would each miss the other's rows (a donation could even fold without its refund).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())})
+    else:
+        # SQLite has one writer at a time, and a write statement takes that lock even when it changes nothing.
+        connection.execute(sa.update(landing_ledger).where(sa.false()).values(rows=landing_ledger.c.rows))
+
+
 def write_events(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    serialize_writers(connection, EVENTS_STREAM)
     rows = _rows(documents)
     kept, repeated_keys = keep_first_claims(connection, app_events, rows, claim="idempotency_key", owner="event_id")
     kept, repeated_views = drop_repeated_views(connection, kept, window=VIEW_WINDOW)
@@ -186,6 +208,7 @@ def write_events(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
 
 
 def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    serialize_writers(connection, STRIPE_STREAM)
     rows = _rows(documents)
     kept, redelivered = keep_first_claims(connection, stripe_events, rows, claim="event_id", owner="request_id")
     stored = upsert(connection, stripe_events, kept, key=["event_id"]) if kept else UpsertResult()
@@ -205,6 +228,7 @@ def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
 
 
 def write_crawl(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    serialize_writers(connection, CRAWL_STREAM)
     rows = _rows(documents)
     fresh, stale = drop_older_versions(connection, crawl_items, rows, key=["source_id", "external_id"])
     result = upsert(connection, crawl_items, fresh, key=["source_id", "external_id"]) if fresh else UpsertResult()

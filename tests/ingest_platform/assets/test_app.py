@@ -1,6 +1,7 @@
 """The Ingest Service loaders: what the webhook app landed, through the loader assets, into the warehouse."""
 
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -382,6 +383,34 @@ def test_checks_fail_on_bad_rows(warehouse: WarehouseResource, check: str, bad_r
 
     assert [evaluation.passed for evaluation in passing.get_asset_check_evaluations()] == [True]
     assert [evaluation.passed for evaluation in failing.get_asset_check_evaluations()] == [False]
+
+
+def test_concurrent_loads_of_a_stream_take_turns(warehouse: WarehouseResource) -> None:
+    holding, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def first_run() -> None:
+        with warehouse.begin() as connection:
+            app_assets.serialize_writers(connection, "stripe_events")
+            holding.set()
+            release.wait(10)
+            order.append("first run commits")
+
+    def second_run() -> None:
+        with warehouse.begin() as connection:
+            app_assets.serialize_writers(connection, "stripe_events")
+            order.append("second run writes")
+
+    first = threading.Thread(target=first_run)
+    first.start()
+    assert holding.wait(10)
+    second = threading.Thread(target=second_run)
+    second.start()
+    second.join(0.5)  # time enough for the second run to get ahead, were it not held back
+    release.set()
+    first.join(10)
+    second.join(40)
+    assert order == ["first run commits", "second run writes"]
 
 
 def test_landing_sensors_request_partitioned_batches(client, landing_dir, monkeypatch) -> None:
