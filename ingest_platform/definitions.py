@@ -6,7 +6,7 @@
 
 import dagster as dg
 
-from ingest_platform.assets import bigtop, rtarf
+from ingest_platform.assets import app, bigtop, rtarf
 from ingest_platform.bigtop.probe import bigtop_probe
 from ingest_platform.jobs.bigtop import bigtop_push_to_production_job
 from ingest_platform.resources.bigtop import BigTopIngestResource
@@ -16,6 +16,7 @@ from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.schedules.bigtop import bigtop_collect_schedule
 from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
+from ingest_platform.sensors.app import app_landing_sensors
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 
@@ -31,10 +32,16 @@ resources = {
 }
 
 core_defs = dg.Definitions(
-    assets=[bigtop.bigtop_pushed_events, rtarf.rtarf_events_asset],
-    jobs=[bigtop.bigtop_push_load_job, bigtop_push_to_production_job, rtarf.rtarf_sync_job],
+    assets=[bigtop.bigtop_pushed_events, *app.APP_LANDING_ASSETS.values(), rtarf.rtarf_events_asset],
+    asset_checks=app.APP_ASSET_CHECKS,
+    jobs=[
+        bigtop.bigtop_push_load_job,
+        bigtop_push_to_production_job,
+        *app.app_load_jobs.values(),
+        rtarf.rtarf_sync_job,
+    ],
     schedules=[build_rtarf_sync_schedule()],
-    sensors=[bigtop_landing_sensor, rtarf_run_success_sensor, rtarf_run_failure_sensor],
+    sensors=[bigtop_landing_sensor, *app_landing_sensors, rtarf_run_success_sensor, rtarf_run_failure_sensor],
     resources=resources,
 )
 

@@ -14,6 +14,8 @@ from ingest_platform.warehouse.tables import landing_ledger
 from ingest_platform.warehouse.upsert import UpsertResult, upsert
 
 RowsFromDocument = Callable[[Mapping[str, Any]], list[dict[str, Any]]]
+# Writes a batch's rows in the load's transaction: the table's result and any figures worth reporting.
+WriteRows = Callable[[sa.Connection, list[dict[str, Any]]], tuple[UpsertResult, dict[str, Any]]]
 
 
 class LandingBatchConfig(dg.Config):
@@ -30,15 +32,22 @@ def load_landing_files(
     stream: str,
     landing: LandingZoneResource,
     warehouse: WarehouseResource,
-    table: sa.Table,
-    key: Sequence[str],
     rows_from_document: RowsFromDocument,
+    table: sa.Table | None = None,
+    key: Sequence[str] = (),
+    write_rows: WriteRows | None = None,
 ) -> dg.MaterializeResult:
     """Upsert the rows of every loadable file and record each file in the ledger, in one transaction.
 
-    A file already in the ledger is skipped (unless `reload`); one that cannot be parsed goes to quarantine with
-    its reason and the batch goes on. Loaded files move to the archive only after the commit.
+    The rows go into `table` by `key`, or through `write_rows` when a stream feeds several tables or needs more
+    than an upsert (its figures join the metadata). A file already in the ledger is skipped (unless `reload`);
+    one that cannot be parsed goes to quarantine with its reason and the batch goes on. Loaded files move to the
+    archive only after the commit.
     """
+    if write_rows is None:
+        if table is None or not key:
+            raise ValueError("load_landing_files needs either table and key or write_rows")
+        write_rows = _upsert_into(table, key)
     zone = landing.zone()
     names = sorted(set(config.files)) or zone.files_for_day(stream, context.partition_key)
     already_loaded = set() if config.reload else _ledgered(warehouse, stream, names)
@@ -64,7 +73,7 @@ def load_landing_files(
         ledger_rows.append({"stream": stream, "file_name": name, "rows": len(file_rows), "run_id": context.run.run_id})
 
     with warehouse.begin() as connection:
-        result = upsert(connection, table, rows, key=key) if rows else UpsertResult()
+        result, figures = write_rows(connection, rows) if rows else (UpsertResult(), {})
         upsert(connection, landing_ledger, ledger_rows, key=["stream", "file_name"])
     for ledger_row in ledger_rows:
         zone.archive(stream, ledger_row["file_name"])
@@ -82,8 +91,16 @@ def load_landing_files(
             "quarantined": dg.MetadataValue.json(quarantined),
             "rows": len(rows),
             **result.as_metadata(),
+            **figures,
         }
     )
+
+
+def _upsert_into(table: sa.Table, key: Sequence[str]) -> WriteRows:
+    def write(connection: sa.Connection, rows: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+        return upsert(connection, table, rows, key=key), {}
+
+    return write
 
 
 def _ledgered(warehouse: WarehouseResource, stream: str, names: list[str]) -> set[str]:

@@ -5,13 +5,25 @@ import dagster as dg
 from ingest_platform.definitions import defs
 
 ASSET_KEYS = {
+    "app/raw/audit_log",
+    "app/raw/crawl_items",
+    "app/raw/donations",
+    "app/raw/events",
     "bigtop/raw/collected_events",
     "bigtop/raw/pushed_events",
     "rtarf/raw/events",
 }
-ASSET_CHECK_KEYS: set[str] = set()
+ASSET_CHECK_KEYS = {
+    "app/raw/donations:donation_amounts_non_negative",
+    "app/raw/donations:no_duplicate_stripe_event_ids",
+    "app/raw/events:no_duplicate_idempotency_keys",
+}
 JOBS = {
     "__ASSET_JOB",
+    "app_audit_log_load_job",
+    "app_crawl_items_load_job",
+    "app_donations_load_job",
+    "app_events_load_job",
     "bigtop_collect_job",
     "bigtop_probe",
     "bigtop_push_load_job",
@@ -23,6 +35,10 @@ SCHEDULES = {
     "rtarf_sync_schedule",
 }
 SENSORS = {
+    "app_audit_landing_sensor",
+    "app_crawl_items_landing_sensor",
+    "app_events_landing_sensor",
+    "app_stripe_events_landing_sensor",
     "bigtop_landing_sensor",
     "rtarf_run_failure_sensor",
     "rtarf_run_success_sensor",

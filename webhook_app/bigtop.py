@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from webhook_app.auth import require_bearer
+from webhook_app.openapi import Credential, documented
 from webhook_app.validation import json_body
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ STREAM = "bigtop_events"
 MAX_EVENTS = 500
 
 bp = Blueprint("bigtop", __name__, url_prefix="/api/ingest/bigtop")
+BIGTOP_BEARER = Credential("bigtopBearer", {"type": "http", "scheme": "bearer"})
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -64,7 +66,20 @@ class PushBatch(BaseModel):
     events: Annotated[list[PushedEvent], Field(min_length=1, max_length=MAX_EVENTS)]
 
 
+class PushAccepted(BaseModel):
+    accepted: int
+    request_id: str
+
+
 @bp.post("/events")
+@documented(
+    summary="Push a batch of Big Top events",
+    body=PushBatch,
+    responses={202: ("Durably landed", PushAccepted)},
+    credential=BIGTOP_BEARER,
+    errors=(400, 401, 403, 413, 415, 422, 503),
+    tags=("bigtop",),
+)
 def push_events():
     require_bearer("BIGTOP_INGEST_TOKEN", disabled_error="ingest_disabled")
     received_at = datetime.now(UTC)

@@ -1,10 +1,20 @@
 from datetime import UTC, datetime
+from typing import Literal
 
 from flask import Blueprint, jsonify
+from pydantic import BaseModel
+
+from webhook_app.openapi import documented
 
 bp = Blueprint("health", __name__)
 
 
+class HealthStatus(BaseModel):
+    status: Literal["ok"]
+    time: str
+
+
 @bp.get("/health")
+@documented(summary="Liveness probe; open to anyone", responses={200: ("The app is up", HealthStatus)})
 def health():
     return jsonify({"status": "ok", "time": datetime.now(UTC).isoformat()})

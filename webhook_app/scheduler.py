@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 import requests
 from flask import Blueprint, current_app, jsonify, request
 from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
+from pydantic import BaseModel, ConfigDict
 
 from webhook_app.auth import require_bearer
 from webhook_app.errors import ApiError
+from webhook_app.openapi import Credential, documented
 
 TOKEN_ENV = "RTARF_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 GRAPHQL_URL_ENV = "DAGSTER_GRAPHQL_URL"
@@ -47,6 +49,42 @@ _UNREACHABLE = (requests.ConnectionError, requests.Timeout, TransportConnectionF
 
 bp = Blueprint("scheduler", __name__, url_prefix="/scheduler")
 
+SCHEDULER_BEARER = Credential("schedulerBearer", {"type": "http", "scheme": "bearer"})
+# 503: the API token is unset, or Dagster is unreachable; 502: Dagster answered with an error.
+SCHEDULER_ERRORS = (401, 403, 502, 503)
+
+
+class SchedulerStatus(BaseModel):
+    is_running: bool
+    interval_seconds: int | None
+    last_sync_time: str | None
+    last_sync_status: str | None
+    total_syncs: int
+    failed_syncs: int
+    success_rate: str
+
+
+class SyncResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    total_processed: int | None = None
+    inserted: int | None = None
+    updated: int | None = None
+
+
+class SyncNowResponse(BaseModel):
+    message: str
+    run_id: str
+    partition: str
+    result: SyncResult | None = None
+    scheduler_status: SchedulerStatus | None = None
+
+
+class ScheduleChange(BaseModel):
+    message: str
+    scheduler_status: SchedulerStatus
+
 
 @bp.record_once
 def _settings(state) -> None:
@@ -63,11 +101,25 @@ def _authenticate() -> None:
 
 
 @bp.get("/status")
+@documented(
+    summary="RTARF sync status: schedule state and run statistics, from Dagster",
+    responses={200: ("The status", SchedulerStatus)},
+    credential=SCHEDULER_BEARER,
+    errors=SCHEDULER_ERRORS,
+    tags=("rtarf",),
+)
 def status():
     return jsonify(_Dagster().status())
 
 
 @bp.post("/sync-now")
+@documented(
+    summary="Launch a sync of today's RTARF partition; ?wait=true waits for its figures",
+    responses={200: ("The sync finished", SyncNowResponse), 202: ("The sync was launched", SyncNowResponse)},
+    credential=SCHEDULER_BEARER,
+    errors=(*SCHEDULER_ERRORS, 422),
+    tags=("rtarf",),
+)
 def sync_now():
     wait = _flag("wait")
     dagster = _Dagster()
@@ -99,6 +151,13 @@ def sync_now():
 
 
 @bp.post("/start")
+@documented(
+    summary="Turn the RTARF sync schedule on",
+    responses={200: ("The schedule's new state", ScheduleChange)},
+    credential=SCHEDULER_BEARER,
+    errors=SCHEDULER_ERRORS,
+    tags=("rtarf",),
+)
 def start():
     dagster = _Dagster()
     was_running = dagster.set_running(True)
@@ -107,6 +166,13 @@ def start():
 
 
 @bp.post("/stop")
+@documented(
+    summary="Turn the RTARF sync schedule off",
+    responses={200: ("The schedule's new state", ScheduleChange)},
+    credential=SCHEDULER_BEARER,
+    errors=SCHEDULER_ERRORS,
+    tags=("rtarf",),
+)
 def stop():
     dagster = _Dagster()
     was_running = dagster.set_running(False)

@@ -11,14 +11,22 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def json_body(model: type[Model]) -> Model:
+    require_json_content_type()
+    # Reading the body enforces MAX_CONTENT_LENGTH: a larger body raises 413 before it is buffered.
+    return parse_json(model, request.get_data(cache=False))
+
+
+def require_json_content_type() -> None:
     if request.mimetype != "application/json":
         raise ApiError(
             415,
             "unsupported_media_type",
             f"Content-Type must be application/json, got {request.mimetype or 'none'!r}.",
         )
-    # Reading the body enforces MAX_CONTENT_LENGTH: a larger body raises 413 before it is buffered.
-    body = request.get_data(cache=False)
+
+
+def parse_json(model: type[Model], body: bytes) -> Model:
+    """`body` validated as `model`: 400 when it is not JSON, 422 naming each field that does not fit."""
     try:
         return model.model_validate_json(body)
     except ValidationError as error:

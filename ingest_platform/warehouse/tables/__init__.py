@@ -1,6 +1,18 @@
 """Every warehouse table, one module per source; all share one MetaData. Alembic migrations create them."""
 
+from ingest_platform.warehouse.tables.app import app_events, audit_log, crawl_items, donations, stripe_events
 from ingest_platform.warehouse.tables.core import events, landing_ledger, metadata
 from ingest_platform.warehouse.tables.rtarf import rtarf_events, rtarf_rejected_events
 
-__all__ = ["events", "landing_ledger", "metadata", "rtarf_events", "rtarf_rejected_events"]
+__all__ = [
+    "app_events",
+    "audit_log",
+    "crawl_items",
+    "donations",
+    "events",
+    "landing_ledger",
+    "metadata",
+    "rtarf_events",
+    "rtarf_rejected_events",
+    "stripe_events",
+]

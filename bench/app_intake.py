@@ -1,0 +1,245 @@
+"""Benchmark of POST /ingest/events over HTTP under gunicorn, next to a bare handler measured in the same run.
+
+The bare handler is the floor any durable intake pays: a Flask view that parses the JSON body, writes it to a
+file and fsyncs it, nothing else. The app adds authentication, validation, the keyed IP hash, the rate limiter,
+the dedup claims (SQLite file by default, Redis when given) and the landing protocol (temp file, fsync, rename,
+directory fsync, audit record inside).
+
+    .venv/bin/python bench/app_intake.py [--seconds 6] [--rounds 6] [--clients 8] [--workers 2] \
+        [--redis redis://127.0.0.1:6379/0]
+
+Every server runs at once and the load visits them in short rounds in turn, so a busy moment of the (shared)
+machine weighs on each of them alike.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+TOKEN = "bench-token"
+EVENT_TYPES = ("VIEW", "COPY", "SAVE", "FORK", "VOTE")
+
+
+def bare_app():
+    """The baseline: parse, write, fsync, 202."""
+    from flask import Flask, request
+
+    app = Flask("bare")
+    directory = Path(os.environ["BENCH_BARE_DIR"])
+
+    @app.post("/ingest/events")
+    def ingest():
+        body = request.get_json()
+        path = directory / f"{uuid.uuid4().hex}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            os.write(fd, json.dumps(body).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return {"accepted": len(body["events"])}, 202
+
+    return app
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def served(app_spec: str, env: dict[str, str], chdir: Path, workers: int):
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(chdir), app_spec],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base_url}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn {app_spec} did not start") from None
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+# Every event of the run gets a fresh rule and idempotency key (next() on a count is atomic under the GIL).
+_sequence = itertools.count()
+
+
+def _batch(size: int) -> bytes:
+    events = []
+    for _ in range(size):
+        number = next(_sequence)
+        # Distinct rules so every VIEW claims a fresh window and is stored: the dedup path at full cost.
+        events.append({"type": EVENT_TYPES[number % 5], "ruleId": f"rule_{number}", "idempotencyKey": f"k{number}"})
+    return json.dumps({"events": events}).encode()
+
+
+def run_load(base_url: str, batch_size: int, seconds: float, clients: int) -> tuple[list[float], float]:
+    """Request latencies of `clients` keep-alive clients posting for `seconds`, and the wall time taken."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client() -> None:
+        mine: list[float] = []
+        headers = {"x-app-token": TOKEN, "Content-Type": "application/json"}
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            while time.monotonic() < stop_at:
+                body = _batch(batch_size)
+                started = time.perf_counter()
+                response = http.post("/ingest/events", content=body, headers=headers)
+                mine.append(time.perf_counter() - started)
+                if response.status_code != 202:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+        with lock:
+            latencies.extend(mine)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    return latencies, time.monotonic() - started
+
+
+def summarize(latencies: list[float], elapsed: float, batch_size: int) -> dict[str, float]:
+    latencies = sorted(latencies)
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "eps": len(latencies) * batch_size / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def _delete_claims(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    batch = []
+    for key in client.scan_iter(f"{prefix}*", count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            client.delete(*batch)
+            batch.clear()
+    if batch:
+        client.delete(*batch)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="load duration per server and batch size")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds the duration is split into, servers in turn")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (same for every server)")
+    parser.add_argument("--redis", default="", help="also measure the app with its claims in this Redis")
+    args = parser.parse_args()
+
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    prefix = f"bench:{uuid.uuid4().hex}:"
+    with tempfile.TemporaryDirectory(prefix="bench-app-intake-") as scratch:
+        root = Path(scratch)
+        bare_dir = root / "bare"
+        bare_dir.mkdir()
+        app_env = {
+            "PLATFORM_DATA_DIR": str(root / "data"),
+            "LANDING_DIR": str(root / "data" / "landing"),
+            "INGEST_APP_TOKEN": TOKEN,
+            "INGEST_IP_HASH_SECRET": "bench-ip-key",
+            "WEBHOOK_APP_EVENTS_RATE_LIMIT": "100000000 per minute",
+        }
+        servers = {
+            "bare handler (parse + fsync)": (
+                "app_intake:bare_app()",
+                {"BENCH_BARE_DIR": str(bare_dir)},
+                REPO / "bench",
+            ),
+            "app, claims in SQLite": ("webhook_app:create_app()", app_env, REPO),
+        }
+        if args.redis:
+            servers["app, claims in Redis"] = (
+                "webhook_app:create_app()",
+                {**app_env, "WEBHOOK_CLAIMS_URL": args.redis, "WEBHOOK_CLAIMS_KEY_PREFIX": prefix},
+                REPO,
+            )
+        try:
+            with ExitStack() as stack:
+                urls = {name: stack.enter_context(served(*server, args.workers)) for name, server in servers.items()}
+                for batch_size in (1, 500):
+                    for base_url in urls.values():
+                        run_load(base_url, batch_size, 0.5, args.clients)  # warm-up
+                    # Short rounds in turn, so every server sees the same mix of the shared machine's load.
+                    collected = {name: ([], 0.0) for name in urls}
+                    for _ in range(args.rounds):
+                        for name, base_url in urls.items():
+                            latencies, elapsed = run_load(
+                                base_url, batch_size, args.seconds / args.rounds, args.clients
+                            )
+                            collected[name][0].extend(latencies)
+                            collected[name] = (collected[name][0], collected[name][1] + elapsed)
+                    for name, (latencies, elapsed) in collected.items():
+                        results[(name, batch_size)] = summarize(latencies, elapsed, batch_size)
+        finally:
+            if args.redis:
+                _delete_claims(args.redis, prefix)
+
+    print(
+        f"POST /ingest/events over HTTP, gunicorn --workers {args.workers}, {args.clients} keep-alive clients, "
+        f"{args.seconds:g} s per scenario in {args.rounds} interleaved rounds, {os.cpu_count()} CPUs (client and "
+        "servers share them)"
+    )
+    print(f"{'server':32} {'batch':>5} {'requests':>9} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    for (name, batch_size), figures in results.items():
+        print(
+            f"{name:32} {batch_size:>5} {figures['requests']:>9} {figures['rps']:>9.0f} {figures['eps']:>10.0f} "
+            f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f}"
+        )
+    baseline = "bare handler (parse + fsync)"
+    print("\nratio to the bare handler (throughput: app / bare; p99: app / bare)")
+    for (name, batch_size), figures in results.items():
+        if name == baseline:
+            continue
+        bare = results[(baseline, batch_size)]
+        print(
+            f"{name:32} {batch_size:>5}  throughput x{figures['rps'] / bare['rps']:.2f}   "
+            f"p99 x{figures['p99_ms'] / bare['p99_ms']:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""`ingest-platform app …`: operator tools of the Ingest Service intake (seed 003)."""
+
+import argparse
+import hashlib
+import hmac
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import stripe
+
+DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8080/ingest/stripe/webhook"
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    parser = groups.add_parser("app", help="Ingest Service intake (app events, Stripe, crawl)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ip_hash = commands.add_parser(
+        "ip-hash", help="the keyed hash stored for a client IP (INGEST_IP_HASH_SECRET), to find its events"
+    )
+    ip_hash.add_argument("ip")
+    ip_hash.set_defaults(handler=_ip_hash)
+
+    send = commands.add_parser(
+        "send-stripe-event",
+        help="sign a Stripe event JSON file with STRIPE_WEBHOOK_SECRET as Stripe does and POST it (local testing)",
+    )
+    send.add_argument("file", type=Path, help="the event as Stripe would send it")
+    send.add_argument("--url", default=DEFAULT_WEBHOOK_URL, help=f"webhook endpoint (default {DEFAULT_WEBHOOK_URL})")
+    send.set_defaults(handler=_send_stripe_event)
+
+
+def _ip_hash(args: argparse.Namespace) -> int:
+    secret = _first_secret("INGEST_IP_HASH_SECRET")
+    if secret is None:
+        return 2
+    # The same HMAC-SHA256 the webhook app stores (webhook_app/client_ip.py); only the first value is the key.
+    print(hmac.new(secret.encode(), args.ip.strip().encode(), hashlib.sha256).hexdigest())
+    return 0
+
+
+def _send_stripe_event(args: argparse.Namespace) -> int:
+    secret = _first_secret("STRIPE_WEBHOOK_SECRET")
+    if secret is None:
+        return 2
+    body = args.file.read_text()
+    header = stripe.WebhookSignature.generate_signature_header(body, secret)
+    response = httpx.post(
+        args.url,
+        content=body.encode(),
+        headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header},
+        timeout=30,
+    )
+    print(f"{response.status_code} {response.text.strip()}")
+    return 0 if response.is_success else 1
+
+
+def _first_secret(name: str) -> str | None:
+    values = [value.strip() for value in os.environ.get(name, "").split(",") if value.strip()]
+    if not values:
+        print(f"{name} is not set", file=sys.stderr)
+        return None
+    return values[0]

@@ -1,0 +1,61 @@
+"""Per-client-IP rate limits with Flask-Limiter: in memory by default, shared through Redis for several instances.
+
+`WEBHOOK_RATELIMIT_STORAGE_URI=redis://host:6379/0` makes every worker and replica count together; when that
+storage fails the limiter falls back to per-process memory rather than refusing traffic.
+"""
+
+import time
+from collections.abc import Mapping
+
+from flask import Blueprint, Flask, Response, current_app
+from flask_limiter import HeaderNames, Limiter
+
+from webhook_app.client_ip import client_ip, client_ip_hash
+
+DEFAULTS = {
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "RATELIMIT_KEY_PREFIX": "ingest",
+}
+# The IETF RateLimit header fields, not the legacy X-RateLimit-* ones.
+HEADER_NAMES = {
+    HeaderNames.LIMIT: "RateLimit-Limit",
+    HeaderNames.REMAINING: "RateLimit-Remaining",
+    HeaderNames.RESET: "RateLimit-Reset",
+    HeaderNames.RETRY_AFTER: "Retry-After",
+}
+
+
+def init_app(app: Flask, limits: Mapping[Blueprint, str]) -> Limiter:
+    """Limit each blueprint of `limits` by the rate string in its config key (e.g. "60 per minute")."""
+    for key, value in DEFAULTS.items():
+        app.config.setdefault(key, value)
+    limiter = Limiter(key_func=_client_key, header_name_mapping=HEADER_NAMES)
+    for blueprint, config_key in limits.items():
+        limiter.limit(_configured(config_key))(blueprint)
+    # after_request hooks run last-registered first: registering before the limiter makes this one see its headers.
+    app.after_request(_ietf_headers)
+    limiter.init_app(app)
+    app.extensions["rate_limiter"] = limiter
+    return limiter
+
+
+def _client_key() -> str:
+    # The keyed hash when there is a key, so the limiter's storage (Redis included) holds no client IPs either.
+    return client_ip_hash() or client_ip()
+
+
+def _configured(config_key: str):
+    return lambda: current_app.config[config_key]
+
+
+def _ietf_headers(response: Response) -> Response:
+    # Flask-Limiter sends the reset as an epoch timestamp and Retry-After on every limited response; the IETF
+    # fields want seconds until the reset, and Retry-After belongs to refusals alone.
+    reset = response.headers.get("RateLimit-Reset")
+    if reset is not None and reset.isdigit():
+        response.headers["RateLimit-Reset"] = str(max(0, int(reset) - int(time.time())))
+    if response.status_code < 400:
+        response.headers.pop("Retry-After", None)
+    return response
