@@ -5,7 +5,7 @@ file and fsyncs it, nothing else. The app adds authentication, validation, the k
 the dedup claims (SQLite file by default, Redis when given) and the landing protocol (temp file, fsync, rename,
 directory fsync, audit record inside).
 
-    .venv/bin/python bench/app_intake.py [--seconds 6] [--rounds 6] [--clients 8] [--workers 2] \
+    .venv/bin/python -m bench.app_intake [--seconds 6] [--rounds 6] [--clients 8] [--workers 2] \
         [--redis redis://127.0.0.1:6379/0]
 
 Every server runs at once and the load visits them in short rounds in turn, so a busy moment of the (shared)
@@ -16,78 +16,22 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
+from bench.common import gunicorn
+
 REPO = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 TOKEN = "bench-token"
 EVENT_TYPES = ("VIEW", "COPY", "SAVE", "FORK", "VOTE")
-
-
-def bare_app():
-    """The baseline: parse, write, fsync, 202."""
-    from flask import Flask, request
-
-    app = Flask("bare")
-    directory = Path(os.environ["BENCH_BARE_DIR"])
-
-    @app.post("/ingest/events")
-    def ingest():
-        body = request.get_json()
-        path = directory / f"{uuid.uuid4().hex}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            os.write(fd, json.dumps(body).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return {"accepted": len(body["events"])}, 202
-
-    return app
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def served(app_spec: str, env: dict[str, str], chdir: Path, workers: int):
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(GUNICORN), "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(chdir), app_spec],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base_url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn {app_spec} did not start") from None
-                time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 # Every event of the run gets a fresh rule and idempotency key (next() on a count is atomic under the GIL).
@@ -184,21 +128,22 @@ def main() -> int:
         }
         servers = {
             "bare handler (parse + fsync)": (
-                "app_intake:bare_app()",
+                "bench.bare_handler:create_app()",
                 {"BENCH_BARE_DIR": str(bare_dir)},
-                REPO / "bench",
             ),
-            "app, claims in SQLite": ("webhook_app:create_app()", app_env, REPO),
+            "app, claims in SQLite": ("webhook_app:create_app()", app_env),
         }
         if args.redis:
             servers["app, claims in Redis"] = (
                 "webhook_app:create_app()",
                 {**app_env, "WEBHOOK_CLAIMS_URL": args.redis, "WEBHOOK_CLAIMS_KEY_PREFIX": prefix},
-                REPO,
             )
         try:
             with ExitStack() as stack:
-                urls = {name: stack.enter_context(served(*server, args.workers)) for name, server in servers.items()}
+                urls = {
+                    name: stack.enter_context(gunicorn(spec, env=env, workers=args.workers))
+                    for name, (spec, env) in servers.items()
+                }
                 for batch_size in (1, 500):
                     for base_url in urls.values():
                         run_load(base_url, batch_size, 0.5, args.clients)  # warm-up

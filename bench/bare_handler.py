@@ -16,8 +16,9 @@ def create_app() -> Flask:
     def health():
         return {"status": "ok"}
 
-    @app.post("/ingest")
-    def ingest():
+    # Any POST path, so a benchmark posts to the baseline exactly as it posts to the platform's route.
+    @app.post("/<path:_route>")
+    def ingest(_route: str):
         body = request.get_data()
         count = len(json.loads(body).get("events", []))
         fd = os.open(os.path.join(directory, uuid.uuid4().hex), os.O_WRONLY | os.O_CREAT, 0o640)

@@ -54,28 +54,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(app_spec: str, *, env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """Serve `module:callable()` with gunicorn on a loopback port; yields the base URL."""
+def gunicorn(
+    app_spec: str,
+    *,
+    env: dict[str, str],
+    workers: int = 2,
+    log_path: Path | None = None,
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
+    """Serve `module:callable()` with gunicorn (the webhook app's config file) on a loopback port; yields the URL."""
     port = free_port()
     config = str(REPO / "webhook_app" / "gunicorn.conf.py")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            config,
-            "--bind",
-            f"127.0.0.1:{port}",
-            "-w",
-            str(workers),
-            app_spec,
-        ],
-        cwd=REPO,
-        env={**os.environ, **env, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "gunicorn", "--config", config, "--bind", f"127.0.0.1:{port}", "-w", str(workers)]
+    with open(log_path or os.devnull, "ab") as log:
+        process = subprocess.Popen(
+            [*command, *extra_args, app_spec],
+            cwd=REPO,
+            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -90,4 +89,8 @@ def gunicorn(app_spec: str, *, env: dict[str, str], workers: int = 2) -> Iterato
         yield base_url
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()

@@ -69,37 +69,43 @@ class SqliteClaimStore:
         self._clock = clock
         self._local = threading.local()
         self._claims_since_purge = 0
+        # SQLite's busy handler sleeps in growing steps while another writer holds the lock; queueing this
+        # process's threads on a plain lock leaves only the workers to contend, which keeps the tail short.
+        self._write_lock = threading.Lock()
 
     def claim(self, claims: Sequence[Claim]) -> list[bool]:
         if not claims:
             return []
-        now = self._clock()
-        got = [False] * len(claims)
         try:
-            connection = self._connection()
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(claims), _CLAIMS_PER_STATEMENT):
-                    chunk = claims[start : start + _CLAIMS_PER_STATEMENT]
-                    # One statement per chunk: a key repeated in it is taken by its first copy only, since the
-                    # later copy meets a row that has not expired.
-                    statement = _CLAIM_SQL.format(values=", ".join(["(?, ?)"] * len(chunk)))
-                    parameters = [value for key, seconds in chunk for value in (key, now + seconds)]
-                    taken = {key for (key,) in connection.execute(statement, [*parameters, now])}
-                    for offset, (key, _) in enumerate(chunk):
-                        if key in taken:
-                            got[start + offset] = True
-                            taken.discard(key)
-                self._claims_since_purge += len(claims)
-                if self._claims_since_purge >= _PURGE_EVERY:
-                    connection.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
-                    self._claims_since_purge = 0
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+            with self._write_lock:
+                return self._claim(claims, self._clock())
         except sqlite3.Error as error:
             raise ClaimStoreUnavailable(str(error)) from error
+
+    def _claim(self, claims: Sequence[Claim], now: float) -> list[bool]:
+        got = [False] * len(claims)
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(claims), _CLAIMS_PER_STATEMENT):
+                chunk = claims[start : start + _CLAIMS_PER_STATEMENT]
+                # One statement per chunk: a key repeated in it is taken by its first copy only, since the
+                # later copy meets a row that has not expired.
+                statement = _CLAIM_SQL.format(values=", ".join(["(?, ?)"] * len(chunk)))
+                parameters = [value for key, seconds in chunk for value in (key, now + seconds)]
+                taken = {key for (key,) in connection.execute(statement, [*parameters, now])}
+                for offset, (key, _) in enumerate(chunk):
+                    if key in taken:
+                        got[start + offset] = True
+                        taken.discard(key)
+            self._claims_since_purge += len(claims)
+            if self._claims_since_purge >= _PURGE_EVERY:
+                connection.execute("DELETE FROM claims WHERE expires_at <= ?", (now,))
+                self._claims_since_purge = 0
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
         return got
 
     def release(self, keys: Sequence[str]) -> None:

@@ -1,11 +1,6 @@
 """The app under gunicorn over real HTTP: VIEW and idempotency dedup across workers and a restart, on each claim
 store, and Stripe deliveries."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -14,53 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.common import gunicorn
 from tests.fakes import stripe as fake_stripe
 from tests.webhook_app.intake_support import APP_TOKEN, IP_HASH_KEY, REDIS_URL, STRIPE_SECRET, landed, redis_prefix
 
-GUNICORN = Path(sys.executable).with_name("gunicorn")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    port = _free_port()
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [
-                str(GUNICORN),
-                *("--bind", f"127.0.0.1:{port}", "--workers", "2"),
-                *("--access-logfile", "-", "--access-logformat", "worker=%(p)s %(m)s %(U)s %(s)s"),
-                "webhook_app:create_app()",
-            ],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base_url}/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start: {log_path.read_text()[-2000:]}") from None
-                time.sleep(0.1)
+def gunicorn_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    # The access log names the worker that served each request, to show both workers took part.
+    access_log = ("--access-logfile", "-", "--access-logformat", "worker=%(p)s %(m)s %(U)s %(s)s")
+    with gunicorn("webhook_app:create_app()", env=env, log_path=log_path, extra_args=access_log) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
 
 
 def _post_events(base_url: str, body: dict) -> dict:
@@ -96,13 +55,13 @@ def test_dedup_holds_across_workers_and_restarts(data_dir: Path, claims_env: dic
     refund = fake_stripe.event(
         "charge.refunded", fake_stripe.refunded_charge("ch_1", "pi_1", amount=5, refunded_amount=5)
     )
-    with gunicorn(env, data_dir / "gunicorn-1.log") as base_url, ThreadPoolExecutor(8) as pool:
+    with gunicorn_app(env, data_dir / "gunicorn-1.log") as base_url, ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda body: _post_events(base_url, body), [view, keyed] * 12))
         stripe_statuses = [
             fake_stripe.deliver(f"{base_url}/ingest/stripe/webhook", refund, STRIPE_SECRET).status_code,
             fake_stripe.deliver(f"{base_url}/ingest/stripe/webhook", refund, STRIPE_SECRET, timestamp=1).status_code,
         ]
-    with gunicorn(env, data_dir / "gunicorn-2.log") as base_url:
+    with gunicorn_app(env, data_dir / "gunicorn-2.log") as base_url:
         after_restart = [_post_events(base_url, view), _post_events(base_url, keyed)]
 
     assert sum(result["stored"] for result in results) == 2
