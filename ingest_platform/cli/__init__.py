@@ -3,9 +3,9 @@
 import argparse
 from collections.abc import Sequence
 
-from ingest_platform.cli import db
+from ingest_platform.cli import db, vivenu
 
-COMMAND_GROUPS = [db]
+COMMAND_GROUPS = [db, vivenu]
 
 
 def build_parser() -> argparse.ArgumentParser:
