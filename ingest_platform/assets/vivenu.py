@@ -32,6 +32,7 @@ vivenu_events = dg.DynamicPartitionsDefinition(name="vivenu_events")
 SEED_TEST_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/test-created"
 SEED_PRODUCTION_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/ticket-created"
 SEED_SPACING_SECONDS = 1.8
+FAILED_IDS_IN_DESCRIPTION = 20
 
 
 def partition_parts(context: dg.AssetExecutionContext) -> tuple[str, str]:
@@ -149,7 +150,7 @@ def vivenu_charity_webhooks(
         event_id=event_id,
         endpoint=settings.endpoint,
         mode=settings.mode,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
 
     def on_progress(outcome: DeliveryOutcome) -> None:
@@ -184,9 +185,12 @@ def vivenu_charity_webhooks(
         f"already acknowledged, {len(outcome.failed)} failed"
     )
     if outcome.failed:
+        failed_ids = sorted(outcome.failed)
+        shown = ", ".join(failed_ids[:FAILED_IDS_IN_DESCRIPTION])
+        more = len(failed_ids) - FAILED_IDS_IN_DESCRIPTION
         raise dg.Failure(
-            description=f"{len(outcome.failed)} of {outcome.attempted} tickets were not acknowledged: "
-            f"{', '.join(sorted(outcome.failed))}",
+            description=f"{len(failed_ids)} of {outcome.attempted} tickets were not acknowledged: {shown}"
+            + (f" and {more} more (all in the failed_tickets metadata)" if more > 0 else ""),
             metadata=metadata,
         )
     return dg.MaterializeResult(metadata=metadata)
@@ -195,13 +199,11 @@ def vivenu_charity_webhooks(
 vivenu_sync_job = dg.define_asset_job(
     "vivenu_sync_job",
     selection=[vivenu_tickets, vivenu_charity_webhooks],
-    partitions_def=vivenu_events,
     description="Pull one event's tickets and deliver its charity tickets (seed 002's historical_sync.py).",
 )
 
 vivenu_pull_job = dg.define_asset_job(
     "vivenu_pull_job",
     selection=[vivenu_tickets],
-    partitions_def=vivenu_events,
     description="Pull one event's tickets into the warehouse, no webhook (seed 002's pull_purchased_tickets.py).",
 )

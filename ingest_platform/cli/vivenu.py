@@ -51,6 +51,12 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     sync.add_argument("--max-in-flight", type=int, default=2, help="requests awaiting an answer at once")
     sync.add_argument("--page-size", type=int, default=None, help="tickets per Vivenu page (1-1000)")
+    sync.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=60.0,
+        help="how long a killed sync keeps the event locked before another sync may resume it (default 60)",
+    )
     sync.set_defaults(handler=_sync)
 
     pull = commands.add_parser("pull", help="pull an event's tickets and write them to files; no webhook")
@@ -89,7 +95,11 @@ def _sync(args: argparse.Namespace) -> int:
     if not region or not event_id:
         print("error: sync needs REGION and EVENT_ID (only --test has defaults)")
         return 2
-    delivery: dict[str, Any] = {"requests_per_second": args.rate, "max_in_flight": args.max_in_flight}
+    delivery: dict[str, Any] = {
+        "requests_per_second": args.rate,
+        "max_in_flight": args.max_in_flight,
+        "lease_seconds": args.lease_seconds,
+    }
     if args.test:
         delivery.update(mode="test", limit=1)
     run_config = {

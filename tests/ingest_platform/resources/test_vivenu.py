@@ -19,9 +19,7 @@ def vivenu_api(monkeypatch: pytest.MonkeyPatch) -> FakeVivenu:
 
 
 def resource(fake: FakeVivenu, **overrides) -> VivenuResource:
-    return VivenuResource(
-        production_base_url=fake.url, dev_base_url=fake.url, backoff_base_seconds=0.01, **overrides
-    )
+    return VivenuResource(production_base_url=fake.url, dev_base_url=fake.url, backoff_base_seconds=0.01, **overrides)
 
 
 def test_pages_until_total_with_bearer_key(vivenu_api: FakeVivenu) -> None:
