@@ -556,13 +556,14 @@ def region_progress(connection: sa.Connection, *, region: str) -> list[dict[str,
 
 # ---------------------------------------------------------------------------------------------------- pull files
 
-_UNSAFE_FILE_CHARACTERS = re.compile(r"[^\w .-]+")
+# Anything but word characters, spaces, '-' and single dots; ".." never survives, nor does a separator.
+_UNSAFE_FILE_CHARACTERS = re.compile(r"(?:[^\w .-]|\.{2,})+")
 
 
 def safe_file_part(text: str, *, limit: int = 80) -> str:
     """A piece of a file name that cannot leave its directory or hide: no separators, no leading dots."""
-    cleaned = " ".join(_UNSAFE_FILE_CHARACTERS.sub("_", text).split()).strip(" .")
-    return cleaned[:limit].rstrip(" .") or "unnamed"
+    cleaned = " ".join(_UNSAFE_FILE_CHARACTERS.sub("_", text).split()).strip(" ._")
+    return cleaned[:limit].rstrip(" ._") or "unnamed"
 
 
 def holder_name(ticket: Mapping[str, Any]) -> str:
