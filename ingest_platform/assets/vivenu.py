@@ -196,9 +196,14 @@ def vivenu_charity_webhooks(
     return dg.MaterializeResult(metadata=metadata)
 
 
+# A run that failed because tickets failed is not retried by the instance: its 4xx tickets were refused and must
+# not be sent again until someone fixes the cause. A crashed run is still retried, and resumes from the ledger.
+NO_RETRY_ON_STEP_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
+
 vivenu_sync_job = dg.define_asset_job(
     "vivenu_sync_job",
     selection=[vivenu_tickets, vivenu_charity_webhooks],
+    tags=NO_RETRY_ON_STEP_FAILURE,
     description="Pull one event's tickets and deliver its charity tickets (seed 002's historical_sync.py).",
 )
 

@@ -12,12 +12,16 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 100.0
         self.slept: list[float] = []
+        self.advance_on_sleep = False
+        self.oversleep = 0.0
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
+        if self.advance_on_sleep:
+            self.now += seconds + self.oversleep
 
 
 def test_slots_are_one_interval_apart_from_the_first_request() -> None:
@@ -28,6 +32,20 @@ def test_slots_are_one_interval_apart_from_the_first_request() -> None:
 
     assert slots == pytest.approx([100.0, 100.05, 100.10, 100.15, 100.20])
     assert clock.slept == pytest.approx([0.05, 0.10, 0.15, 0.20])
+
+
+def test_a_caller_that_wakes_too_late_gives_up_its_slot_instead_of_bunching() -> None:
+    clock = FakeClock()
+    clock.advance_on_sleep = True
+    limiter = RateLimiter(20, clock=clock, sleep=clock.sleep)
+    assert limiter.acquire() == pytest.approx(100.0)
+    clock.oversleep = 0.2  # the process was not scheduled for 200 ms
+
+    late = limiter.acquire()
+
+    assert late == pytest.approx(100.25)  # a fresh slot at the time it really woke, not 100.05
+    clock.oversleep = 0.0
+    assert limiter.acquire() == pytest.approx(100.30)
 
 
 def test_an_idle_limiter_does_not_save_up_a_burst() -> None:

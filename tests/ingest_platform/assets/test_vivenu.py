@@ -240,3 +240,9 @@ def test_a_second_run_of_the_same_event_waits_for_the_lease(warehouse: Warehouse
     ledger_of("run-a").release_lease(selected=0)
     ledger_of("run-b").acquire_lease(seconds=30, wait_seconds=0, sleep=waits.append)
     assert waits == []
+
+
+def test_the_instance_does_not_retry_a_sync_whose_tickets_failed() -> None:
+    from ingest_platform.definitions import defs
+
+    assert defs.resolve_job_def("vivenu_sync_job").tags["dagster/retry_on_asset_or_op_failure"] == "false"
