@@ -1,20 +1,23 @@
 """The charity-ticket sync of seed 002 without Dagster: filters, envelopes, the delivery ledger and the sender.
 
-The ledger is the source of truth for "was this ticket delivered to this endpoint": a row is marked `sending`
-(attempts + 1) before each request and `acknowledged` once the receiver answered 2xx, each in its own commit, so a
-run killed at any point resumes with exactly the tickets that were never acknowledged. A ticket that was in
-flight when the process died is sent again with the same envelope id, which the receiver can drop as a duplicate.
+The ledger is the source of truth for "was this ticket delivered to this endpoint": a row becomes `sending`
+(attempts + 1) with each request and `acknowledged` once the receiver answered 2xx. A run sends only rows that
+are not acknowledged, so a run killed at any point resumes with the tickets whose acknowledgement was not yet
+committed: the never-sent ones, plus the few that were on the wire or whose acknowledgement was still queued for
+the ledger's writer; those are sent again with the same envelope id, which the receiver drops as a duplicate.
 """
 
 import json
 import os
+import queue
 import re
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,6 +170,7 @@ class DeliveryLedger:
     endpoint: str
     mode: str
     run_id: str
+    _writer: "LedgerWriter | None" = field(default=None, init=False, repr=False)
 
     def _ticket(self, ticket_id: str) -> sa.ColumnElement[bool]:
         return sa.and_(
@@ -310,13 +314,76 @@ class DeliveryLedger:
         self._update(ticket_id, status="failed", last_status_code=status_code, last_error=error)
 
     def _update(self, ticket_id: str, **values: Any) -> None:
-        # Never downgrade an acknowledged row, whatever a late thread or an overlapping run tries.
+        writer = self._writer
+        if writer is not None:
+            writer.put((ticket_id, values))
+        else:
+            self.apply([(ticket_id, values)])
+
+    def apply(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Write ticket updates in order, in one transaction."""
         with self.engine.begin() as connection:
-            connection.execute(
-                vivenu_deliveries.update()
-                .where(self._ticket(ticket_id), vivenu_deliveries.c.status != "acknowledged")
-                .values(**values)
-            )
+            for ticket_id, values in updates:
+                # Never downgrade an acknowledged row, whatever a late thread or an overlapping run tries.
+                connection.execute(
+                    vivenu_deliveries.update()
+                    .where(self._ticket(ticket_id), vivenu_deliveries.c.status != "acknowledged")
+                    .values(**values)
+                )
+
+    @contextmanager
+    def writing_in_background(self) -> Iterator["LedgerWriter"]:
+        """Route ticket updates through one writer thread while the block runs, so no sender ever waits for a
+        commit; everything is committed when the block ends."""
+        writer = LedgerWriter(self)
+        self._writer = writer
+        try:
+            yield writer
+        finally:
+            self._writer = None
+            writer.close()
+
+
+class LedgerWriter:
+    """Commits queued ledger updates as fast as the database allows: one transaction for whatever has queued up
+    since the last commit, so a slow commit delays the ledger a little and the senders not at all. A process killed
+    before a commit loses at most those acknowledgements; their tickets are sent again, with the same envelope id."""
+
+    def __init__(self, ledger: DeliveryLedger) -> None:
+        self._ledger = ledger
+        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="vivenu-ledger", daemon=True)
+        self._thread.start()
+
+    def put(self, update: tuple[str, dict[str, Any]]) -> None:
+        if self.error is not None:
+            raise RuntimeError("the delivery ledger cannot be written; sending stopped") from self.error
+        self._queue.put(update)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            updates = [update for update in batch if update is not None]
+            if self.error is None and updates:
+                try:
+                    self._ledger.apply(updates)
+                except Exception as error:
+                    # Kept for the senders, which stop at their next update, and for close(), which raises it.
+                    self.error = error
+            if None in batch:
+                return
 
 
 def _now() -> datetime:
@@ -393,6 +460,7 @@ def deliver(
         timeout = httpx.Timeout(settings.timeout_seconds)
         limits = httpx.Limits(max_connections=settings.max_in_flight, max_keepalive_connections=settings.max_in_flight)
         with (
+            ledger.writing_in_background(),
             httpx.Client(timeout=timeout, limits=limits) as client,
             ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="vivenu-send") as pool,
         ):
@@ -435,7 +503,6 @@ def _send_one(
     headers = {"Content-Type": "application/json", "Idempotency-Key": envelope["id"]}
     error, status_code = "not attempted", None
     for attempt in range(1, settings.max_attempts + 1):
-        # The ledger write comes before the slot, so the request starts at its slot rather than a commit later.
         ledger.mark_sending(ticket_id)
         limiter.acquire()
         retry_after = None

@@ -7,6 +7,7 @@ Runs execute in this process against the persistent Dagster instance (`DAGSTER_H
 import argparse
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,10 @@ def dagster_instance() -> dg.DagsterInstance:
 
     home = settings.data_dir() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
+    instance_config = home / "dagster.yaml"
+    if not instance_config.exists():
+        # What scripts/run installs there, so a CLI-first home is the same instance the UI will serve.
+        shutil.copyfile(settings.REPO_ROOT / "dagster.yaml", instance_config)
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 

@@ -2,6 +2,8 @@
 drops a repeated envelope id as a duplicate, and can fail the first N tries, hang, or answer 4xx."""
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -13,7 +15,7 @@ from tests.fakes.http import JsonHandler, LoopbackServer
 
 @dataclass(frozen=True)
 class Arrival:
-    at: float  # time.monotonic() when the request reached the receiver
+    at: float  # when the request's first bytes reached the receiver's host (kernel timestamp, epoch seconds)
     path: str
     envelope: dict[str, Any]
     status: int
@@ -117,9 +119,35 @@ class WebhookReceiver:
         return 200, {"ok": True}, {}
 
 
+# Linux's SO_TIMESTAMPNS (asm-generic value; the socket module does not export it): the kernel stamps every
+# received packet, so an arrival time does not depend on when this process got the CPU to read it.
+SO_TIMESTAMPNS = 35
+
+
 class _ReceiverHandler(JsonHandler):
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+    def handle_one_request(self) -> None:
+        self.arrived_at = self._kernel_arrival()
+        super().handle_one_request()
+
+    def _kernel_arrival(self) -> float:
+        """The kernel's receive time of the next request's first bytes, peeked before they are read. Clients send
+        one request at a time on a connection (no pipelining), so nothing of it sits in `rfile`'s buffer yet."""
+        try:
+            _, ancillary, _, _ = self.connection.recvmsg(1, 64, socket.MSG_PEEK)
+        except OSError:
+            return time.time()
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = struct.unpack("qq", payload[:16])
+                return seconds + nanoseconds / 1e9
+        return time.time()
+
     def do_POST(self) -> None:
-        at = time.monotonic()
+        at = self.arrived_at
         try:
             envelope = json.loads(self.read_body())
             envelope["data"]["ticket"]["_id"]
