@@ -1,5 +1,5 @@
 """A fake Vivenu tickets API on loopback: Bearer keys, paging with `total`, a list that can shift between pages,
-and scripted failures (429 with Retry-After, 5xx, 401)."""
+and scripted failures (429 with Retry-After, 5xx, 401, a request that hangs)."""
 
 import random
 import threading
@@ -63,6 +63,7 @@ class FakeVivenu:
         self.requests: list[VivenuRequest] = []
         self._failures: deque[tuple[int, dict[str, str]]] = deque()
         self._shifts: dict[str, dict[str, Any]] = {}
+        self._hangs: deque[float] = deque()
         self._lock = threading.Lock()
         self._server = LoopbackServer(_VivenuHandler, self)
 
@@ -82,6 +83,15 @@ class FakeVivenu:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         with self._lock:
             self._failures.extend([(status, headers)] * count)
+
+    def hang_next(self, count: int, seconds: float) -> None:
+        """Keep the next `count` authorised requests waiting `seconds` before answering them normally."""
+        with self._lock:
+            self._hangs.extend([seconds] * count)
+
+    def take_hang(self) -> float:
+        with self._lock:
+            return self._hangs.popleft() if self._hangs else 0.0
 
     def shift_after_first_page(self, event_id: str, new_ticket: dict[str, Any]) -> None:
         """A sale lands while the event is paged: the ticket is put first once page one has been served,
@@ -121,4 +131,7 @@ class _VivenuHandler(JsonHandler):
         params = {name: values[-1] for name, values in parse_qs(split.query).items()}
         request = VivenuRequest(time.monotonic(), split.path, params, self.headers.get("Authorization"))
         status, body, headers = self.server.fake.handle(request)
+        hang = self.server.fake.take_hang()
+        if hang:
+            time.sleep(hang)
         self.send_json(status, body, headers)

@@ -78,6 +78,16 @@ def test_429_waits_for_retry_after_and_5xx_is_retried(vivenu_api: FakeVivenu) ->
     assert vivenu_api.requests[1].at - vivenu_api.requests[0].at >= 1.0
 
 
+def test_a_timed_out_page_is_asked_again(vivenu_api: FakeVivenu) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=10)
+    vivenu_api.hang_next(1, seconds=1.0)
+
+    tickets = resource(vivenu_api, read_timeout_seconds=0.2).fetch_tickets(region="PROD", event_id=EVENT)
+
+    assert len(tickets) == 10
+    assert len(vivenu_api.requests) == 2
+
+
 def test_gives_up_after_max_attempts_of_5xx(vivenu_api: FakeVivenu) -> None:
     vivenu_api.fail_next(10, 502)
 
