@@ -1,26 +1,35 @@
-"""A request-rate limiter that schedules start times, safe to share between sender threads."""
+"""A request-rate limiter for senders whose rate is judged at the receiver, safe to share between threads."""
 
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass
+class Permit:
+    """One request: when it was let go, and when its answer (or error) came back."""
+
+    started: float
+    finished: float | None = None
 
 
 class RateLimiter:
-    """Lets requests start so that no one-second window ever holds more than `rate` starts.
+    """Lets requests go so that no one-second window at the receiver ever holds more than `rate` of them.
 
-    Two parts, both under one lock:
+    A request cannot reach the receiver before it was let go, nor after its answer came back. So request k is let
+    go only once request k - `burst` (counted in the order they were let go) has been answered, and `window`
+    seconds after that answer: then any `burst` + 1 requests span at least `window` ≥ 1 s at the receiver, however
+    the sender, the network or the receiver delay them. `burst` is the rate rounded down (1 below one per second)
+    and `window` one second (below one per second, one spacing) stretched by `headroom`, which only has to cover
+    the difference between the two machines' clocks.
 
-    - a schedule hands each caller a slot to sleep until, one every `interval` (a slot nobody was ready for is
-      lost, not made up later: with the steady pace at the window's limit there is no room to catch up);
-    - an admission check when the caller wakes up, against the starts that really happened: at most `burst` starts
-      (the rate rounded down; 1 below one per second) in any `window` (a second, or one spacing below one per
-      second, stretched by `headroom`), and never closer than half an interval. A caller that woke too late to pass
-      (its process was not scheduled in time) queues for a new slot instead of starting next to another.
-
-    The window is checked on real start times, not on slots, so lateness can cost throughput but never breaks the
-    promise; the headroom's margin absorbs the jitter between the start and the receiver's clock.
+    Callers sleep until a slot of a steady schedule (one every `interval`), so they do not all wake at once; a
+    caller that wakes too early for the rule above, or less than half an interval after the previous start (it
+    woke late, together with another), waits for its turn. Use `with limiter.request():` around each request.
     """
 
     def __init__(
@@ -42,45 +51,59 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._scheduled: float | None = None  # the next slot of the steady schedule
-        self._slots: deque[float] = deque()  # slots handed out and not yet used or given back, ascending
-        self._starts: deque[float] = deque()  # real starts, back to one window before the newest
+        self._scheduled: float | None = None
+        self._recent: deque[Permit] = deque(maxlen=self.burst)  # the last `burst` requests let go, in order
 
-    def acquire(self) -> float:
-        """Block until this caller may start; returns its start time on the limiter's clock."""
+    @contextmanager
+    def request(self) -> Iterator[Permit]:
+        """Wait for this request's turn; the block sends it (its end marks the answer)."""
+        permit = self.acquire()
+        try:
+            yield permit
+        finally:
+            self.finish(permit)
+
+    def acquire(self) -> Permit:
+        """Block until a request may go; call `finish` with the permit once its answer or error is back."""
+        self._sleep_until(self._reserve())
         while True:
-            slot = self.reserve()
-            wait = slot - self._clock()
-            if wait > 0:
-                self._sleep(wait)
-            started = self.try_start(slot)
-            if started is not None:
-                return started
+            permit, not_before = self._try_start()
+            if permit is not None:
+                return permit
+            self._sleep_until(not_before)
 
-    def reserve(self) -> float:
-        """Hand out the next slot to sleep until."""
+    def finish(self, permit: Permit) -> None:
+        with self._lock:
+            permit.finished = self._clock()
+
+    def _reserve(self) -> float:
+        """The next slot of the steady schedule; a slot nobody was ready for is not made up later."""
         with self._lock:
             now = self._clock()
             slot = now if self._scheduled is None else max(now, self._scheduled)
-            taken = sorted([*self._starts, *self._slots])
-            if taken:
-                slot = max(slot, taken[-1] + self._min_spacing)
-            if len(taken) >= self.burst:
-                slot = max(slot, taken[-self.burst] + self.window)
             self._scheduled = slot + self.interval
-            self._slots.append(slot)
             return slot
 
-    def try_start(self, slot: float) -> float | None:
-        """Start now if the real starts leave room, and return the time; else give the slot back (None)."""
+    def _try_start(self) -> tuple[Permit | None, float]:
         with self._lock:
-            self._slots.remove(slot)
             now = self._clock()
-            if self._starts and now < self._starts[-1] + self._min_spacing:
-                return None
-            if len(self._starts) >= self.burst and now < self._starts[-self.burst] + self.window:
-                return None
-            self._starts.append(now)
-            while self._starts[0] < now - self.window:
-                self._starts.popleft()
-            return now
+            not_before = now
+            if self._recent:
+                not_before = max(not_before, self._recent[-1].started + self._min_spacing)
+            if len(self._recent) == self.burst:
+                oldest = self._recent[0]
+                # Still unanswered: it may yet arrive at any moment, so look again in a little while.
+                not_before = max(
+                    not_before,
+                    now + self._min_spacing / 2 if oldest.finished is None else oldest.finished + self.window,
+                )
+            if not_before > now:
+                return None, not_before
+            permit = Permit(started=now)
+            self._recent.append(permit)
+            return permit, now
+
+    def _sleep_until(self, moment: float) -> None:
+        wait = moment - self._clock()
+        if wait > 0:
+            self._sleep(wait)

@@ -504,10 +504,10 @@ def _send_one(
     error, status_code = "not attempted", None
     for attempt in range(1, settings.max_attempts + 1):
         ledger.mark_sending(ticket_id)
-        limiter.acquire()
         retry_after = None
         try:
-            response = client.post(settings.endpoint, content=body, headers=headers)
+            with limiter.request():
+                response = client.post(settings.endpoint, content=body, headers=headers)
         except httpx.HTTPError as failure:
             status_code, error = None, type(failure).__name__
             if not is_retryable_error(failure):

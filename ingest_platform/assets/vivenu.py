@@ -93,7 +93,7 @@ class CharityDeliveryConfig(dg.Config):
     )
     max_in_flight: int = Field(default=2, ge=1, le=64, description="Requests waiting for an answer at once.")
     headroom: float = Field(
-        default=0.03, ge=0, lt=1, description="Fraction kept below the limit against sender/receiver jitter."
+        default=0.01, ge=0, lt=1, description="Fraction kept below the limit for the two machines' clock drift."
     )
     max_attempts: int = Field(default=5, ge=1, description="Tries per ticket on timeouts, 429 and 5xx.")
     timeout_seconds: float = Field(default=30.0, gt=0)

@@ -1,4 +1,4 @@
-"""RateLimiter on an injected clock: the start times it admits, not wall time, are what it promises."""
+"""RateLimiter on an injected clock: when it lets requests go, and what any receiver can then see."""
 
 import itertools
 import random
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ingest_platform.ratelimit import RateLimiter
+from ingest_platform.ratelimit import Permit, RateLimiter
 
 
 class FakeClock:
@@ -16,75 +16,100 @@ class FakeClock:
         self.now = 100.0
         self._overshoots = overshoots or [0.0]
         self._random = random.Random(3)
+        self.on_sleep = lambda: None
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds + self._random.choice(self._overshoots)
+        self.on_sleep()
 
 
-def most_in_any_second(starts: list[float]) -> int:
-    ordered = sorted(starts)
+def most_in_any_second(times: list[float]) -> int:
+    ordered = sorted(times)
     return max(sum(1 for later in ordered[index:] if later < first + 1.0) for index, first in enumerate(ordered))
 
 
-def test_steady_state_is_one_start_per_interval_from_the_first() -> None:
+def test_steady_state_is_one_request_per_interval_from_the_first() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(20, headroom=0.03, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(20, headroom=0.01, clock=clock, sleep=clock.sleep)
 
-    starts = [limiter.acquire() for _ in range(100)]
-
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert gaps == pytest.approx([1 / 19.4] * 99)
-
-
-@pytest.mark.parametrize(("rate", "headroom"), [(20, 0.03), (40, 0.03), (5.5, 0.05), (1 / 1.8, 0.03)], ids=str)
-def test_no_second_ever_holds_more_than_the_rate_whatever_the_stalls(rate: float, headroom: float) -> None:
-    clock = FakeClock(overshoots=[0.0, 0.0, 0.0005, 0.004, 0.03, 0.2])
-    limiter = RateLimiter(rate, headroom=headroom, clock=clock, sleep=clock.sleep)
-    busy = random.Random(5)
     starts = []
-    for _ in range(400):
-        # The caller is busy elsewhere (a request, a commit, the scheduler) for a random while between starts.
-        clock.now += busy.choice([0.0, 0.0, 0.001, 0.02, 0.15, 0.6])
-        starts.append(limiter.acquire())
-    assert most_in_any_second(starts) <= max(1, int(rate))
+    for _ in range(100):
+        with limiter.request() as permit:
+            starts.append(permit.started)
+
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert min(gaps) >= limiter.interval / 2 - 1e-9
+    assert gaps == pytest.approx([1 / 19.8] * 99)
+
+
+@pytest.mark.parametrize(
+    ("rate", "in_flight"), [(20, 1), (20, 4), (40, 8), (5.5, 3), (1 / 1.8, 2)], ids=lambda value: str(value)
+)
+def test_no_second_at_the_receiver_ever_holds_more_than_the_rate(rate: float, in_flight: int) -> None:
+    """Whatever the stalls before a request, the delay after it is let go and the receiver's latency: each
+    request reaches the receiver somewhere between its start and its answer."""
+    clock = FakeClock(overshoots=[0.0, 0.0, 0.0005, 0.004, 0.03, 0.2])
+    limiter = RateLimiter(rate, clock=clock, sleep=clock.sleep)
+    chance = random.Random(5)
+    open_requests: list[tuple[Permit, float]] = []  # permit, when its answer comes back
+    arrivals = []
+
+    def answer_due() -> None:
+        for permit, due in list(open_requests):
+            if due <= clock.now:
+                limiter.finish(permit)
+                open_requests.remove((permit, due))
+
+    clock.on_sleep = answer_due
+    for _ in range(400):
+        clock.now += chance.choice([0.0, 0.0, 0.001, 0.02, 0.15, 0.6])  # the sender busy elsewhere
+        answer_due()
+        while len(open_requests) >= in_flight:  # no free sender: wait for the first answer
+            clock.now = min(due for _, due in open_requests)
+            answer_due()
+        permit = limiter.acquire()
+        latency = chance.choice([0.001, 0.002, 0.05, 0.3])
+        arrivals.append(permit.started + chance.uniform(0, latency))
+        open_requests.append((permit, permit.started + latency))
+
+    assert most_in_any_second(arrivals) <= max(1, int(rate))
+
+
+def test_an_unanswered_request_holds_back_the_one_a_window_later() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    hanging = limiter.acquire()
+    with limiter.request():
+        pass
+
+    def answer_after_three_seconds() -> None:
+        if hanging.finished is None and clock.now >= 103.0:
+            limiter.finish(hanging)
+
+    clock.on_sleep = answer_after_three_seconds
+    third = limiter.acquire()
+
+    assert third.started >= hanging.finished + limiter.window
 
 
 def test_after_a_stall_it_resumes_the_steady_pace_without_a_burst() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(20, headroom=0.03, clock=clock, sleep=clock.sleep)
-    first = [limiter.acquire() for _ in range(5)]
-    clock.now += 0.3  # the sender was held up: about six slots went by unused
+    limiter = RateLimiter(20, headroom=0.01, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        with limiter.request():
+            pass
+    clock.now += 0.3
 
-    after = [limiter.acquire() for _ in range(10)]
+    starts = []
+    for _ in range(10):
+        with limiter.request() as permit:
+            starts.append(permit.started)
 
-    assert after[0] == pytest.approx(first[-1] + 0.3)
-    gaps = [later - earlier for earlier, later in itertools.pairwise(after)]
-    assert gaps == pytest.approx([1 / 19.4] * 9)
-
-
-def test_callers_that_wake_up_late_together_do_not_start_together() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(20, headroom=0.03, clock=clock, sleep=clock.sleep)
-    first, second = limiter.reserve(), limiter.reserve()
-    clock.now += 0.3  # both sleepers were descheduled past their slots
-
-    assert limiter.try_start(first) == pytest.approx(100.3)
-    assert limiter.try_start(second) is None  # it queues for a new slot instead
-    assert limiter.acquire() == pytest.approx(100.3 + 1 / 19.4 / 2)
-
-
-def test_an_idle_limiter_does_not_save_up_a_burst() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
-    limiter.acquire()
-    clock.now += 60
-
-    assert [limiter.reserve() for _ in range(3)] == pytest.approx([160.0, 160.1, 160.2])
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert starts[0] == pytest.approx(clock.now - 9 / 19.8)
+    assert gaps == pytest.approx([1 / 19.8] * 9)
 
 
 def test_headroom_widens_the_spacing_and_the_window() -> None:
@@ -94,26 +119,24 @@ def test_headroom_widens_the_spacing_and_the_window() -> None:
     assert RateLimiter(5.5).burst == 5  # no second may hold 6
 
 
-def test_threads_never_crowd_a_window() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(50, clock=clock, sleep=lambda seconds: None)
-    slots: list[float] = []
+def test_threads_sharing_a_limiter_never_crowd_a_second() -> None:
+    limiter = RateLimiter(400)
+    starts: list[float] = []
     lock = threading.Lock()
 
-    def take() -> None:
-        for _ in range(100):
-            slot = limiter.reserve()  # every thread asks at the same instant
-            with lock:
-                slots.append(slot)
+    def send() -> None:
+        for _ in range(40):
+            with limiter.request() as permit, lock:
+                starts.append(permit.started)
 
-    threads = [threading.Thread(target=take) for _ in range(8)]
+    threads = [threading.Thread(target=send) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    assert len(set(slots)) == 800
-    assert most_in_any_second(slots) <= 50
+    assert len(starts) == 320
+    assert most_in_any_second(starts) <= 400
 
 
 @pytest.mark.parametrize(("rate", "headroom"), [(0, 0), (-1, 0), (10, 1.0), (10, -0.1)], ids=str)
