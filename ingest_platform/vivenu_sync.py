@@ -40,7 +40,7 @@ RUN_KEY = ["region", "event_id", "endpoint"]
 
 # Envelope ids are uuid5 in this namespace of (ticket, endpoint): the same ticket to the same endpoint always
 # carries the same id, so a receiver can drop a resend.
-ENVELOPE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/ingest-platform/vivenu/ticket.created")
+ENVELOPE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:ingest-platform:vivenu:ticket.created")
 
 
 def partition_key(region: str, event_id: str) -> str:
