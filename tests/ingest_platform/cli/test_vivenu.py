@@ -73,7 +73,11 @@ def test_sync_prints_the_seeds_counts_and_its_run_shows_in_dagster(
 
     assert main(["vivenu", "sync", "prod", EVENT, *FAST]) == 0
 
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    progress = captured.out + captured.err
+    assert f"PROD:{EVENT}: pulled 100/200 tickets" in progress and f"PROD:{EVENT}: pulled 200/200 tickets" in progress
+    assert f"PROD:{EVENT}: sent 50/150" in progress and f"PROD:{EVENT}: sent 150/150" in progress
     assert (
         "Found 200 total tickets\nFiltering results:\n  - Total tickets: 200\n  - Rejected (wrong status): 10\n"
         "  - Rejected (not charity): 40\n  - ✅ Tickets to send: 150\n"
