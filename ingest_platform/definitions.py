@@ -6,19 +6,21 @@
 
 import dagster as dg
 
-from ingest_platform.assets import app, bigtop, rtarf
+from ingest_platform.assets import app, bigtop, rtarf, vivenu
 from ingest_platform.bigtop.probe import bigtop_probe
 from ingest_platform.jobs.bigtop import bigtop_push_to_production_job
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.landing import LandingZoneResource
+from ingest_platform.resources.vivenu import VivenuResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.schedules.bigtop import bigtop_collect_schedule
 from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
 from ingest_platform.sensors.app import app_landing_sensors
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
+from ingest_platform.sensors.vivenu import vivenu_event_list_sensor
 
 # One instance of each resource, shared by both locations (Definitions.merge accepts only identical resources).
 resources = {
@@ -29,19 +31,34 @@ resources = {
         api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
     ),
     "elasticsearch": ElasticsearchResource.from_env(),
+    "vivenu": VivenuResource(),
 }
 
 core_defs = dg.Definitions(
-    assets=[bigtop.bigtop_pushed_events, *app.APP_LANDING_ASSETS.values(), rtarf.rtarf_events_asset],
+    assets=[
+        bigtop.bigtop_pushed_events,
+        *app.APP_LANDING_ASSETS.values(),
+        rtarf.rtarf_events_asset,
+        vivenu.vivenu_tickets,
+        vivenu.vivenu_charity_webhooks,
+    ],
     asset_checks=app.APP_ASSET_CHECKS,
     jobs=[
         bigtop.bigtop_push_load_job,
         bigtop_push_to_production_job,
         *app.app_load_jobs.values(),
         rtarf.rtarf_sync_job,
+        vivenu.vivenu_sync_job,
+        vivenu.vivenu_pull_job,
     ],
     schedules=[build_rtarf_sync_schedule()],
-    sensors=[bigtop_landing_sensor, *app_landing_sensors, rtarf_run_success_sensor, rtarf_run_failure_sensor],
+    sensors=[
+        bigtop_landing_sensor,
+        *app_landing_sensors,
+        rtarf_run_success_sensor,
+        rtarf_run_failure_sensor,
+        vivenu_event_list_sensor,
+    ],
     resources=resources,
 )
 

@@ -12,6 +12,8 @@ ASSET_KEYS = {
     "bigtop/raw/collected_events",
     "bigtop/raw/pushed_events",
     "rtarf/raw/events",
+    "vivenu/delivery/charity_webhooks",
+    "vivenu/raw/tickets",
 }
 ASSET_CHECK_KEYS = {
     "app/raw/donations:donation_amounts_non_negative",
@@ -29,6 +31,8 @@ JOBS = {
     "bigtop_push_load_job",
     "bigtop_push_to_production_job",
     "rtarf_sync_job",
+    "vivenu_pull_job",
+    "vivenu_sync_job",
 }
 SCHEDULES = {
     "bigtop_collect_schedule",
@@ -42,6 +46,7 @@ SENSORS = {
     "bigtop_landing_sensor",
     "rtarf_run_failure_sensor",
     "rtarf_run_success_sensor",
+    "vivenu_event_list_sensor",
 }
 
 

@@ -3,9 +3,9 @@
 import argparse
 from collections.abc import Sequence
 
-from ingest_platform.cli import app, bigtop, db, rtarf
+from ingest_platform.cli import app, bigtop, db, rtarf, vivenu
 
-COMMAND_GROUPS = [db, app, bigtop, rtarf]
+COMMAND_GROUPS = [db, app, bigtop, rtarf, vivenu]
 
 
 def build_parser() -> argparse.ArgumentParser:

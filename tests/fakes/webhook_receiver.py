@@ -1,54 +1,158 @@
-"""A webhook receiver on loopback: records every POST and answers with the statuses it is told to."""
+"""A fake charity-webhook receiver on loopback, like HIA's worker: records every envelope with its arrival time,
+drops a repeated envelope id as a duplicate, and can fail the first N tries, hang, or answer 4xx."""
 
 import json
+import socket
+import struct
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes.http import JsonHandler, LoopbackServer
 
-@dataclass
-class ReceivedRequest:
+
+@dataclass(frozen=True)
+class Arrival:
+    at: float  # when the request's first bytes reached the receiver's host (kernel timestamp, epoch seconds)
     path: str
-    headers: dict[str, str]
-    raw: bytes
+    envelope: dict[str, Any]
+    status: int
 
     @property
-    def json(self) -> Any:
-        return json.loads(self.raw)
+    def ticket_id(self) -> str:
+        return self.envelope["data"]["ticket"]["_id"]
 
 
-@dataclass
 class WebhookReceiver:
-    statuses: list[int] = field(default_factory=list)  # answered in order; 200 once they run out
-    received: list[ReceivedRequest] = field(default_factory=list)
-    url: str = ""
+    def __init__(self) -> None:
+        self.arrivals: list[Arrival] = []
+        self.accepted: dict[str, dict[str, Any]] = {}  # envelope id → envelope, first acknowledgement only
+        self.duplicates: Counter[str] = Counter()  # envelope id → repeats acknowledged as duplicates
+        self._tries: Counter[str] = Counter()
+        self._fail_first: dict[str, tuple[int, int, str | None]] = {}
+        self._fail_every_ticket: tuple[int, int, str | None] | None = None
+        self._rejected: dict[str, tuple[int, str]] = {}
+        self._hang: dict[str, float] = {}
+        self.latency_seconds = 0.0
+        self._lock = threading.Lock()
+        self._server = LoopbackServer(_ReceiverHandler, self)
 
-    @contextmanager
-    def running(self) -> Iterator["WebhookReceiver"]:
-        receiver = self
+    @property
+    def url(self) -> str:
+        return self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.received.append(ReceivedRequest(self.path, dict(self.headers), raw))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def __enter__(self) -> "WebhookReceiver":
+        self._server.start()
+        return self
 
-            def log_message(self, *_args: Any) -> None:
-                pass
+    def __exit__(self, *_: object) -> None:
+        self._server.stop()
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/rtarf"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+    def fail_first(
+        self, tries: int, *, status: int = 503, ticket_ids: list[str] | None = None, retry_after: str | None = None
+    ) -> None:
+        """Answer the first `tries` requests of each ticket (or of every ticket) with `status`."""
+        if ticket_ids is None:
+            self._fail_every_ticket = (tries, status, retry_after)
+        for ticket_id in ticket_ids or []:
+            self._fail_first[ticket_id] = (tries, status, retry_after)
+
+    def reject(self, ticket_ids: list[str], *, status: int = 400, message: str) -> None:
+        for ticket_id in ticket_ids:
+            self._rejected[ticket_id] = (status, message)
+
+    def accept(self, ticket_ids: list[str]) -> None:
+        for ticket_id in ticket_ids:
+            self._rejected.pop(ticket_id, None)
+            self._hang.pop(ticket_id, None)
+
+    def hang(self, ticket_ids: list[str], seconds: float) -> None:
+        for ticket_id in ticket_ids:
+            self._hang[ticket_id] = seconds
+
+    def acknowledgements(self) -> Counter[str]:
+        """2xx answers per ticket id, duplicates included."""
+        with self._lock:
+            return Counter(arrival.ticket_id for arrival in self.arrivals if 200 <= arrival.status < 300)
+
+    def accepted_tickets(self) -> Counter[str]:
+        with self._lock:
+            return Counter(envelope["data"]["ticket"]["_id"] for envelope in self.accepted.values())
+
+    def max_in_any_second(self) -> int:
+        """The most requests that arrived within any window [t, t + 1 s)."""
+        times = sorted(arrival.at for arrival in self.arrivals)
+        most, start = 0, 0
+        for end, at in enumerate(times):
+            while at - times[start] >= 1.0:
+                start += 1
+            most = max(most, end - start + 1)
+        return most
+
+    def handle(self, at: float, path: str, envelope: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        ticket_id = envelope["data"]["ticket"]["_id"]
+        with self._lock:
+            self._tries[ticket_id] += 1
+            tries = self._tries[ticket_id]
+            hang = self._hang.get(ticket_id, 0.0) + self.latency_seconds
+        if hang:
+            time.sleep(hang)
+        with self._lock:
+            status, body, headers = self._answer(ticket_id, tries, envelope)
+            self.arrivals.append(Arrival(at, path, envelope, status))
+        return status, body, headers
+
+    def _answer(self, ticket_id: str, tries: int, envelope: dict[str, Any]) -> tuple[int, dict[str, Any], dict]:
+        if ticket_id in self._rejected:
+            status, message = self._rejected[ticket_id]
+            return status, {"error": message}, {}
+        failing = self._fail_first.get(ticket_id) or self._fail_every_ticket
+        if failing is not None and tries <= failing[0]:
+            _, status, retry_after = failing
+            return status, {"error": "worker overloaded"}, {"Retry-After": retry_after} if retry_after else {}
+        if envelope["id"] in self.accepted:
+            self.duplicates[envelope["id"]] += 1
+            return 200, {"ok": True, "duplicate": True}, {}
+        self.accepted[envelope["id"]] = envelope
+        return 200, {"ok": True}, {}
+
+
+# Linux's SO_TIMESTAMPNS (asm-generic value; the socket module does not export it): the kernel stamps every
+# received packet, so an arrival time does not depend on when this process got the CPU to read it.
+SO_TIMESTAMPNS = 35
+
+
+class _ReceiverHandler(JsonHandler):
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+    def handle_one_request(self) -> None:
+        self.arrived_at = self._kernel_arrival()
+        super().handle_one_request()
+
+    def _kernel_arrival(self) -> float:
+        """The kernel's receive time of the next request's first bytes, peeked before they are read. Clients send
+        one request at a time on a connection (no pipelining), so nothing of it sits in `rfile`'s buffer yet."""
         try:
-            yield self
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+            _, ancillary, _, _ = self.connection.recvmsg(1, 64, socket.MSG_PEEK)
+        except OSError:
+            return time.time()
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = struct.unpack("qq", payload[:16])
+                return seconds + nanoseconds / 1e9
+        return time.time()
+
+    def do_POST(self) -> None:
+        at = self.arrived_at
+        try:
+            envelope = json.loads(self.read_body())
+            envelope["data"]["ticket"]["_id"]
+        except (ValueError, KeyError, TypeError):
+            self.send_json(400, {"error": "not a ticket.created envelope"})
+            return
+        status, body, headers = self.server.fake.handle(at, self.path, envelope)
+        self.send_json(status, body, headers)

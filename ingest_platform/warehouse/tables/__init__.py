@@ -3,6 +3,7 @@
 from ingest_platform.warehouse.tables.app import app_events, audit_log, crawl_items, donations, stripe_events
 from ingest_platform.warehouse.tables.core import events, landing_ledger, metadata
 from ingest_platform.warehouse.tables.rtarf import rtarf_events, rtarf_rejected_events
+from ingest_platform.warehouse.tables.vivenu import vivenu_deliveries, vivenu_delivery_runs, vivenu_tickets
 
 __all__ = [
     "app_events",
@@ -15,4 +16,7 @@ __all__ = [
     "rtarf_events",
     "rtarf_rejected_events",
     "stripe_events",
+    "vivenu_deliveries",
+    "vivenu_delivery_runs",
+    "vivenu_tickets",
 ]

@@ -13,8 +13,8 @@ from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from tests.fakes.elasticsearch import FakeElasticsearch
+from tests.fakes.notification_receiver import WebhookReceiver
 from tests.fakes.rtarf_documents import INDEX, day_documents
-from tests.fakes.webhook_receiver import WebhookReceiver
 
 DAY = date(2025, 11, 14)
 SECRET = "notify-secret-for-tests"

@@ -1,0 +1,214 @@
+"""Vivenu charity tickets (seed 002): pull an event's tickets, then deliver the charity ones as webhooks.
+
+One partition is one event in one region, `REGION:EVENT_ID`, added from the UI, the CLI or
+`vivenu_event_list_sensor`.
+"""
+
+import os
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from ingest_platform.resources.vivenu import VivenuError, VivenuResource, validate_event_id
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.vivenu_sync import (
+    TICKET_KEY,
+    DeliveryLedger,
+    DeliveryOutcome,
+    DeliverySettings,
+    LeaseHeldError,
+    deliver,
+    region_progress,
+    select_tickets,
+    split_partition_key,
+    stored_tickets,
+    ticket_row,
+)
+from ingest_platform.warehouse.tables import vivenu_tickets as vivenu_tickets_table
+
+vivenu_events = dg.DynamicPartitionsDefinition(name="vivenu_events")
+
+SEED_TEST_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/test-created"
+SEED_PRODUCTION_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/ticket-created"
+SEED_SPACING_SECONDS = 1.8
+FAILED_IDS_IN_DESCRIPTION = 20
+
+
+def partition_parts(context: dg.AssetExecutionContext) -> tuple[str, str]:
+    try:
+        region, event_id = split_partition_key(context.partition_key)
+        validate_event_id(event_id)
+    except (ValueError, VivenuError) as error:
+        raise dg.Failure(description=str(error)) from None
+    return region.upper(), event_id
+
+
+class VivenuPullConfig(dg.Config):
+    page_size: int | None = Field(default=None, ge=1, le=1000, description="Tickets per page; the resource's else.")
+
+
+@dg.asset(
+    key=["vivenu", "raw", "tickets"],
+    group_name="vivenu",
+    partitions_def=vivenu_events,
+    kinds={"sql"},
+    description="Every ticket of one Vivenu event (partition REGION:EVENT_ID), upserted into `vivenu_tickets` by "
+    "(region, ticket id). Read-only towards Vivenu.",
+)
+def vivenu_tickets(
+    context: dg.AssetExecutionContext,
+    config: VivenuPullConfig,
+    vivenu: VivenuResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    region, event_id = partition_parts(context)
+
+    def on_page(fetched: int, total: int) -> None:
+        context.log.info(f"{region}:{event_id}: pulled {fetched}/{total} tickets")
+
+    try:
+        tickets = vivenu.fetch_tickets(region=region, event_id=event_id, page_size=config.page_size, on_page=on_page)
+    except VivenuError as error:
+        raise dg.Failure(description=str(error)) from None
+    rows = [ticket_row(region, event_id, ticket) for ticket in tickets]
+    result = warehouse.upsert(table=vivenu_tickets_table, rows=rows, key=TICKET_KEY)
+    _, counts = select_tickets(tickets)
+    for line in counts.report_lines():
+        context.log.info(line)
+    return dg.MaterializeResult(
+        metadata={"region": region, "event_id": event_id, **counts.as_metadata(), **result.as_metadata()}
+    )
+
+
+class CharityDeliveryConfig(dg.Config):
+    """Where and how fast the charity tickets go. URLs left empty come from the environment, else the seed's."""
+
+    mode: Literal["prod", "test"] = Field(default="prod", description="'test' sends to the test endpoint.")
+    production_url: str | None = Field(default=None, description="Else VIVENU_WEBHOOK_PRODUCTION_URL.")
+    test_url: str | None = Field(default=None, description="Else VIVENU_WEBHOOK_TEST_URL.")
+    limit: int | None = Field(default=None, ge=1, description="Send at most this many (the CLI's --test sends 1).")
+    requests_per_second: float = Field(
+        default=1 / SEED_SPACING_SECONDS, gt=0, description="Request starts per second, retries included."
+    )
+    max_in_flight: int = Field(default=2, ge=1, le=64, description="Requests waiting for an answer at once.")
+    headroom: float = Field(
+        default=0.01, ge=0, lt=1, description="Fraction kept below the limit for the two machines' clock drift."
+    )
+    max_attempts: int = Field(default=5, ge=1, description="Tries per ticket on timeouts, 429 and 5xx.")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    backoff_base_seconds: float = Field(default=2.0, ge=0)
+    backoff_cap_seconds: float = Field(default=60.0, ge=0)
+    lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a killed run keeps the event locked before another may resume."
+    )
+
+    def endpoint(self) -> str:
+        if self.mode == "test":
+            return self.test_url or os.environ.get("VIVENU_WEBHOOK_TEST_URL") or SEED_TEST_WEBHOOK_URL
+        return self.production_url or os.environ.get("VIVENU_WEBHOOK_PRODUCTION_URL") or SEED_PRODUCTION_WEBHOOK_URL
+
+    def settings(self) -> DeliverySettings:
+        return DeliverySettings(
+            endpoint=self.endpoint(),
+            mode=self.mode,
+            requests_per_second=self.requests_per_second,
+            max_in_flight=self.max_in_flight,
+            max_attempts=self.max_attempts,
+            timeout_seconds=self.timeout_seconds,
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_cap_seconds=self.backoff_cap_seconds,
+            headroom=self.headroom,
+            lease_seconds=self.lease_seconds,
+            limit=self.limit,
+        )
+
+
+@dg.asset(
+    key=["vivenu", "delivery", "charity_webhooks"],
+    group_name="vivenu",
+    partitions_def=vivenu_events,
+    deps=[vivenu_tickets],
+    kinds={"sql"},
+    description="The event's charity tickets (status VALID or DETAILSREQUIRED, 'CHARITY' in the name) sent as "
+    "`ticket.created` webhooks at a bounded rate; the `vivenu_deliveries` ledger makes every ticket acknowledged "
+    "once per endpoint across re-runs, retries, backfills and killed runs.",
+)
+def vivenu_charity_webhooks(
+    context: dg.AssetExecutionContext, config: CharityDeliveryConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    region, event_id = partition_parts(context)
+    settings = config.settings()
+    with warehouse.engine.connect() as connection:
+        tickets = stored_tickets(connection, region=region, event_id=event_id)
+    selected, counts = select_tickets(tickets)
+    for line in counts.report_lines():
+        context.log.info(line)
+    ledger = DeliveryLedger(
+        engine=warehouse.engine,
+        region=region,
+        event_id=event_id,
+        endpoint=settings.endpoint,
+        mode=settings.mode,
+        run_id=context.run.run_id,
+    )
+
+    def on_progress(outcome: DeliveryOutcome) -> None:
+        done = outcome.acknowledged + len(outcome.failed)
+        context.log.info(
+            f"{region}:{event_id}: sent {done}/{outcome.attempted} ({outcome.acknowledged} acknowledged, "
+            f"{len(outcome.failed)} failed)"
+        )
+
+    context.log.info(
+        f"delivering to the {settings.mode} endpoint at {settings.requests_per_second:g} requests/s, "
+        f"{settings.max_in_flight} in flight"
+    )
+    try:
+        outcome = deliver(ledger=ledger, tickets=selected, settings=settings, on_progress=on_progress)
+    except LeaseHeldError as error:
+        raise dg.Failure(description=str(error)) from None
+    with warehouse.engine.connect() as connection:
+        progress = region_progress(connection, region=region)
+    metadata = {
+        "region": region,
+        "event_id": event_id,
+        "mode": settings.mode,
+        "endpoint": settings.endpoint,
+        **counts.as_metadata(),
+        **outcome.as_metadata(),
+        "failed_tickets": dg.MetadataValue.json(outcome.failed),
+        "region_progress": dg.MetadataValue.json(progress),
+    }
+    context.log.info(
+        f"{region}:{event_id}: {outcome.acknowledged} acknowledged this run, {outcome.already_acknowledged} "
+        f"already acknowledged, {len(outcome.failed)} failed"
+    )
+    if outcome.failed:
+        failed_ids = sorted(outcome.failed)
+        shown = ", ".join(failed_ids[:FAILED_IDS_IN_DESCRIPTION])
+        more = len(failed_ids) - FAILED_IDS_IN_DESCRIPTION
+        raise dg.Failure(
+            description=f"{len(failed_ids)} of {outcome.attempted} tickets were not acknowledged: {shown}"
+            + (f" and {more} more (all in the failed_tickets metadata)" if more > 0 else ""),
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+# A run that failed because tickets failed is not retried by the instance: its 4xx tickets were refused and must
+# not be sent again until someone fixes the cause. A crashed run is still retried, and resumes from the ledger.
+NO_RETRY_ON_STEP_FAILURE = {"dagster/retry_on_asset_or_op_failure": "false"}
+
+vivenu_sync_job = dg.define_asset_job(
+    "vivenu_sync_job",
+    selection=[vivenu_tickets, vivenu_charity_webhooks],
+    tags=NO_RETRY_ON_STEP_FAILURE,
+    description="Pull one event's tickets and deliver its charity tickets (seed 002's historical_sync.py).",
+)
+
+vivenu_pull_job = dg.define_asset_job(
+    "vivenu_pull_job",
+    selection=[vivenu_tickets],
+    description="Pull one event's tickets into the warehouse, no webhook (seed 002's pull_purchased_tickets.py).",
+)

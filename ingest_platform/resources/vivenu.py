@@ -1,0 +1,205 @@
+"""Vivenu's API as a Dagster resource: one key per region from `<REGION>_API`, read when a request is made."""
+
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import httpx
+from pydantic import Field
+
+from ingest_platform.http_retry import backoff_seconds, is_retryable_error, is_retryable_status, retry_after_seconds
+
+# The regions the seed names; any other region is known once its `<REGION>_API` variable is set.
+SEED_REGIONS = ("DEV", "PROD", "ITALY", "DACH")
+DEV_REGION = "DEV"
+DEV_BASE_URL = "https://vivenu.dev"
+PRODUCTION_BASE_URL = "https://vivenu.com"
+MAX_PAGE_SIZE = 1_000
+
+_REGION_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_KEY_VARIABLE = re.compile(r"^([A-Z][A-Z0-9_]*)_API$")
+# Vivenu ids are Mongo ObjectIds; the seed's examples are shorter, so accept any plain token.
+_EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+PageCallback = Callable[[int, int], None]
+
+
+class VivenuError(Exception):
+    """A Vivenu problem with a message fit for an operator: never a key, never a ticket holder's data."""
+
+
+class VivenuConfigError(VivenuError):
+    """Unknown region, missing key or malformed event id: nothing was asked of Vivenu."""
+
+
+class VivenuAuthError(VivenuError):
+    """Vivenu refused the region's key (401/403)."""
+
+
+def key_variable(region: str) -> str:
+    return f"{region}_API"
+
+
+def validate_event_id(event_id: str) -> str:
+    if not _EVENT_ID_PATTERN.match(event_id or ""):
+        raise VivenuConfigError(
+            f"malformed Vivenu event id {event_id!r}: expected 1-64 letters, digits, '_' or '-' "
+            "(e.g. 6864d4f427c2aa9b05cd17ee)"
+        )
+    return event_id
+
+
+def normalize_region(region: str) -> str:
+    return (region or "").strip().upper()
+
+
+class VivenuResource(dg.ConfigurableResource):
+    """Read-only access to Vivenu's tickets API.
+
+    The key of region R comes from the environment variable `R_API` when a request is made (never at import or
+    definition time). DEV talks to `dev_base_url`, every other region to `production_base_url`.
+    """
+
+    dev_base_url: str | None = Field(
+        default=None, description="Vivenu's dev API, used by region DEV; else VIVENU_DEV_BASE_URL, else vivenu.dev."
+    )
+    production_base_url: str | None = Field(
+        default=None, description="Vivenu's API for other regions; else VIVENU_BASE_URL, else vivenu.com."
+    )
+    regions: list[str] = Field(
+        default=[],
+        description="Regions accepted besides DEV, PROD, ITALY, DACH and any region whose <REGION>_API is set.",
+    )
+    page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Tickets per page (API max 1000).")
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    read_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, description="Tries per page on timeouts, 429 and 5xx.")
+    backoff_base_seconds: float = Field(default=1.0, ge=0)
+    backoff_cap_seconds: float = Field(default=60.0, ge=0, description="Longest wait, Retry-After included.")
+
+    def known_regions(self) -> list[str]:
+        from_environment = [
+            match.group(1) for name, value in os.environ.items() if value and (match := _KEY_VARIABLE.match(name))
+        ]
+        return sorted({*SEED_REGIONS, *map(normalize_region, self.regions), *from_environment})
+
+    def configured_regions(self) -> list[str]:
+        """Known regions whose key is set."""
+        return [region for region in self.known_regions() if os.environ.get(key_variable(region))]
+
+    def check_region(self, region: str) -> str:
+        """The region, upper-cased, or a clear error when it is unknown or has no key."""
+        region = normalize_region(region)
+        if not _REGION_PATTERN.match(region) or region not in self.known_regions():
+            configured = ", ".join(self.configured_regions()) or "none"
+            raise VivenuConfigError(
+                f"unknown Vivenu region {region!r}; configured regions: {configured} "
+                f"(a region is configured by setting its <REGION>_API variable)"
+            )
+        if not os.environ.get(key_variable(region)):
+            raise VivenuConfigError(f"no API key for Vivenu region {region}: set the {key_variable(region)} variable")
+        return region
+
+    def base_url(self, region: str) -> str:
+        if normalize_region(region) == DEV_REGION:
+            url = self.dev_base_url or os.environ.get("VIVENU_DEV_BASE_URL") or DEV_BASE_URL
+        else:
+            url = self.production_base_url or os.environ.get("VIVENU_BASE_URL") or PRODUCTION_BASE_URL
+        return url.rstrip("/")
+
+    def fetch_tickets(
+        self,
+        *,
+        region: str,
+        event_id: str,
+        page_size: int | None = None,
+        on_page: PageCallback | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every ticket of the event, page by page until Vivenu's `total`, each `_id` once.
+
+        `on_page(fetched, total)` is called after each page. An event without tickets returns [].
+        """
+        region = self.check_region(region)
+        validate_event_id(event_id)
+        size = page_size or self.page_size
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise VivenuConfigError(f"page size {size} is outside 1..{MAX_PAGE_SIZE}")
+        tickets: dict[str, dict[str, Any]] = {}
+        skip = 0
+        with self._client(region) as client:
+            while True:
+                page = self._get_page(client, region=region, event_id=event_id, top=size, skip=skip)
+                rows = page["rows"]
+                for ticket in rows:
+                    # The list can shift while it is paged (new sales, cancellations): the same ticket may come
+                    # back on the next page; the latest copy wins.
+                    tickets[ticket["_id"]] = ticket
+                total = page["total"]
+                skip += len(rows)
+                if on_page is not None:
+                    on_page(len(tickets), total)
+                if not rows or skip >= total:
+                    break
+        return list(tickets.values())
+
+    def _client(self, region: str) -> httpx.Client:
+        key = os.environ.get(key_variable(region), "")
+        timeout = httpx.Timeout(self.read_timeout_seconds, connect=self.connect_timeout_seconds)
+        return httpx.Client(
+            base_url=self.base_url(region),
+            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+            timeout=timeout,
+        )
+
+    def _get_page(self, client: httpx.Client, *, region: str, event_id: str, top: int, skip: int) -> dict[str, Any]:
+        params = {"event": event_id, "top": top, "skip": skip}
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after = None
+            try:
+                response = client.get("/api/tickets", params=params)
+            except httpx.HTTPError as error:
+                if not is_retryable_error(error):
+                    raise VivenuError(f"Vivenu ({region}) request failed: {type(error).__name__}") from None
+                problem = f"{type(error).__name__} after {attempt} attempts"
+            else:
+                if response.status_code in (401, 403):
+                    raise VivenuAuthError(
+                        f"Vivenu ({region}) refused the key in {key_variable(region)} "
+                        f"(HTTP {response.status_code}): check that it is the right key for {region}"
+                    )
+                if response.is_success:
+                    return _parse_page(response, region)
+                if not is_retryable_status(response.status_code):
+                    raise VivenuError(
+                        f"Vivenu ({region}) answered HTTP {response.status_code} for event {event_id}: "
+                        f"{_short(response.text)}"
+                    )
+                retry_after = retry_after_seconds(response)
+                problem = f"HTTP {response.status_code} after {attempt} attempts"
+            if attempt < self.max_attempts:
+                time.sleep(
+                    backoff_seconds(
+                        attempt, base=self.backoff_base_seconds, cap=self.backoff_cap_seconds, retry_after=retry_after
+                    )
+                )
+        raise VivenuError(f"Vivenu ({region}) tickets of event {event_id} (skip={skip}) unavailable: {problem}")
+
+
+def _parse_page(response: httpx.Response, region: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+        rows = body["rows"]
+        total = int(body["total"])
+    except (ValueError, KeyError, TypeError):
+        raise VivenuError(f"Vivenu ({region}) answered a tickets page without 'rows' and 'total'") from None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and row.get("_id") for row in rows):
+        raise VivenuError(f"Vivenu ({region}) answered ticket rows without an '_id'")
+    return {"rows": rows, "total": total}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,675 @@
+"""The charity-ticket sync of seed 002 without Dagster: filters, envelopes, the delivery ledger and the sender.
+
+The ledger is the source of truth for "was this ticket delivered to this endpoint": a row becomes `sending`
+(attempts + 1) with each request and `acknowledged` once the receiver answered 2xx. A run sends only rows that
+are not acknowledged, so a run killed at any point resumes with the tickets whose acknowledgement was not yet
+committed: the never-sent ones, plus the few that were on the wire or whose acknowledgement was still queued for
+the ledger's writer; those are sent again with the same envelope id, which the receiver drops as a duplicate.
+"""
+
+import json
+import os
+import queue
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from ingest_platform.http_retry import backoff_seconds, is_retryable_error, is_retryable_status, retry_after_seconds
+from ingest_platform.ratelimit import RateLimiter
+from ingest_platform.warehouse.tables.vivenu import vivenu_deliveries, vivenu_delivery_runs, vivenu_tickets
+from ingest_platform.warehouse.upsert import upsert
+
+SENDABLE_STATUSES = ("VALID", "DETAILSREQUIRED")
+CHARITY_MARKER = "CHARITY"
+EVENT_TYPE = "ticket.created"
+TICKET_KEY = ["region", "ticket_id"]
+DELIVERY_KEY = ["region", "ticket_id", "endpoint"]
+RUN_KEY = ["region", "event_id", "endpoint"]
+
+# Envelope ids are uuid5 in this namespace of (ticket, endpoint): the same ticket to the same endpoint always
+# carries the same id, so a receiver can drop a resend.
+ENVELOPE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:ingest-platform:vivenu:ticket.created")
+
+
+def partition_key(region: str, event_id: str) -> str:
+    return f"{region}:{event_id}"
+
+
+def split_partition_key(key: str) -> tuple[str, str]:
+    region, separator, event_id = key.partition(":")
+    if not separator or not region or not event_id:
+        raise ValueError(f"partition key {key!r} is not REGION:EVENT_ID")
+    return region, event_id
+
+
+# ---------------------------------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class FilterCounts:
+    total: int
+    rejected_status: int
+    rejected_not_charity: int
+    to_send: int
+
+    def as_metadata(self) -> dict[str, int]:
+        return {
+            "total_tickets": self.total,
+            "rejected_wrong_status": self.rejected_status,
+            "rejected_not_charity": self.rejected_not_charity,
+            "tickets_to_send": self.to_send,
+        }
+
+    def report_lines(self) -> list[str]:
+        """The seed's own wording of the filter results."""
+        return [
+            f"Found {self.total} total tickets",
+            "Filtering results:",
+            f"  - Total tickets: {self.total}",
+            f"  - Rejected (wrong status): {self.rejected_status}",
+            f"  - Rejected (not charity): {self.rejected_not_charity}",
+            f"  - ✅ Tickets to send: {self.to_send}",
+        ]
+
+
+def is_sendable_status(status: str | None) -> bool:
+    return status in SENDABLE_STATUSES
+
+
+def is_charity(ticket_name: str | None) -> bool:
+    return CHARITY_MARKER in (ticket_name or "")
+
+
+def select_tickets(tickets: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], FilterCounts]:
+    """The seed's two filters in its order: status first, then "CHARITY" in the ticket name."""
+    status_ok = [ticket for ticket in tickets if is_sendable_status(ticket.get("status"))]
+    selected = [ticket for ticket in status_ok if is_charity(ticket.get("ticketName"))]
+    counts = FilterCounts(
+        total=len(tickets),
+        rejected_status=len(tickets) - len(status_ok),
+        rejected_not_charity=len(status_ok) - len(selected),
+        to_send=len(selected),
+    )
+    return selected, counts
+
+
+# ---------------------------------------------------------------------------------------------------- tickets
+
+
+def ticket_row(region: str, event_id: str, ticket: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "region": region,
+        "ticket_id": str(ticket["_id"]),
+        "event_id": event_id,
+        "seller_id": _text(ticket.get("sellerId")),
+        "status": _text(ticket.get("status")),
+        "ticket_name": _text(ticket.get("ticketName")),
+        "ticket_type_id": _text(ticket.get("ticketTypeId")),
+        "ticket": dict(ticket),
+    }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def stored_tickets(connection: sa.Connection, *, region: str, event_id: str) -> list[dict[str, Any]]:
+    """The event's tickets as pulled, in a stable order."""
+    query = (
+        sa.select(vivenu_tickets.c.ticket)
+        .where(vivenu_tickets.c.region == region, vivenu_tickets.c.event_id == event_id)
+        .order_by(vivenu_tickets.c.ticket_id)
+    )
+    return list(connection.scalars(query))
+
+
+# ---------------------------------------------------------------------------------------------------- envelopes
+
+
+def envelope_id(ticket_id: str, endpoint: str) -> str:
+    return str(uuid.uuid5(ENVELOPE_NAMESPACE, f"{ticket_id}@{endpoint}"))
+
+
+def build_envelope(ticket: Mapping[str, Any], *, endpoint: str, mode: str) -> dict[str, Any]:
+    """The `ticket.created` webhook Vivenu would have sent, as the seed builds it."""
+    return {
+        "id": envelope_id(str(ticket["_id"]), endpoint),
+        "sellerId": ticket.get("sellerId"),
+        "type": EVENT_TYPE,
+        "mode": mode,
+        "data": {"ticket": dict(ticket)},
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- ledger
+
+
+class LeaseHeldError(RuntimeError):
+    """Another live run is delivering this event to this endpoint."""
+
+
+@dataclass
+class DeliveryLedger:
+    """The ledger rows of one event towards one endpoint."""
+
+    engine: sa.Engine
+    region: str
+    event_id: str
+    endpoint: str
+    mode: str
+    run_id: str
+    _writer: "LedgerWriter | None" = field(default=None, init=False, repr=False)
+
+    def _ticket(self, ticket_id: str) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            vivenu_deliveries.c.region == self.region,
+            vivenu_deliveries.c.ticket_id == ticket_id,
+            vivenu_deliveries.c.endpoint == self.endpoint,
+        )
+
+    def _event(self) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            vivenu_delivery_runs.c.region == self.region,
+            vivenu_delivery_runs.c.event_id == self.event_id,
+            vivenu_delivery_runs.c.endpoint == self.endpoint,
+        )
+
+    def acquire_lease(self, *, seconds: float, wait_seconds: float, sleep: Callable[[float], None]) -> None:
+        """Take the event's delivery lease, waiting up to `wait_seconds` for a holder's lease to run out."""
+        with self.engine.begin() as connection:
+            upsert(
+                connection,
+                vivenu_delivery_runs,
+                [{"region": self.region, "event_id": self.event_id, "endpoint": self.endpoint, "mode": self.mode}],
+                key=RUN_KEY,
+            )
+        deadline = _now() + timedelta(seconds=wait_seconds)
+        while True:
+            now = _now()
+            with self.engine.begin() as connection:
+                taken = connection.execute(
+                    vivenu_delivery_runs.update()
+                    .where(
+                        self._event(),
+                        sa.or_(
+                            vivenu_delivery_runs.c.lease_run_id.is_(None),
+                            vivenu_delivery_runs.c.lease_run_id == self.run_id,
+                            vivenu_delivery_runs.c.lease_expires_at < now,
+                        ),
+                    )
+                    .values(
+                        lease_run_id=self.run_id,
+                        lease_expires_at=now + timedelta(seconds=seconds),
+                        last_run_id=self.run_id,
+                        last_run_at=now,
+                    )
+                ).rowcount
+                if taken:
+                    return
+                holder, expires = connection.execute(
+                    sa.select(vivenu_delivery_runs.c.lease_run_id, vivenu_delivery_runs.c.lease_expires_at).where(
+                        self._event()
+                    )
+                ).one()
+            if now >= deadline:
+                raise LeaseHeldError(
+                    f"run {holder} is delivering {self.region}:{self.event_id} to this endpoint (lease until "
+                    f"{expires.isoformat()}); try again when it has finished"
+                )
+            sleep(min(1.0, max(0.05, (expires - now).total_seconds())))
+
+    def renew_lease(self, *, seconds: float) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                vivenu_delivery_runs.update()
+                .where(self._event(), vivenu_delivery_runs.c.lease_run_id == self.run_id)
+                .values(lease_expires_at=_now() + timedelta(seconds=seconds))
+            )
+
+    def release_lease(self, *, selected: int) -> None:
+        """Record the event's counts from the ledger and let the next run in."""
+        with self.engine.begin() as connection:
+            counts = dict(
+                connection.execute(
+                    sa.select(vivenu_deliveries.c.status, sa.func.count())
+                    .where(
+                        vivenu_deliveries.c.region == self.region,
+                        vivenu_deliveries.c.event_id == self.event_id,
+                        vivenu_deliveries.c.endpoint == self.endpoint,
+                    )
+                    .group_by(vivenu_deliveries.c.status)
+                ).all()
+            )
+            acknowledged = counts.get("acknowledged", 0)
+            unfinished = selected - acknowledged
+            connection.execute(
+                vivenu_delivery_runs.update()
+                .where(self._event(), vivenu_delivery_runs.c.lease_run_id == self.run_id)
+                .values(
+                    lease_run_id=None,
+                    lease_expires_at=None,
+                    selected=selected,
+                    acknowledged=acknowledged,
+                    failed=counts.get("failed", 0),
+                    completed_at=_now() if unfinished <= 0 else None,
+                )
+            )
+
+    def register(self, ticket_ids: Iterable[str]) -> None:
+        """Give every selected ticket a ledger row; existing rows keep their status."""
+        rows = [
+            {
+                "region": self.region,
+                "ticket_id": ticket_id,
+                "endpoint": self.endpoint,
+                "event_id": self.event_id,
+                "envelope_id": envelope_id(ticket_id, self.endpoint),
+            }
+            for ticket_id in ticket_ids
+        ]
+        with self.engine.begin() as connection:
+            upsert(connection, vivenu_deliveries, rows, key=DELIVERY_KEY)
+
+    def acknowledged(self, ticket_ids: Sequence[str]) -> set[str]:
+        query = sa.select(vivenu_deliveries.c.ticket_id).where(
+            vivenu_deliveries.c.region == self.region,
+            vivenu_deliveries.c.event_id == self.event_id,
+            vivenu_deliveries.c.endpoint == self.endpoint,
+            vivenu_deliveries.c.status == "acknowledged",
+        )
+        wanted = set(ticket_ids)
+        with self.engine.connect() as connection:
+            return {ticket_id for ticket_id in connection.scalars(query) if ticket_id in wanted}
+
+    def mark_sending(self, ticket_id: str) -> None:
+        self._update(
+            ticket_id,
+            status="sending",
+            attempts=vivenu_deliveries.c.attempts + 1,
+            last_attempt_at=_now(),
+            run_id=self.run_id,
+        )
+
+    def mark_acknowledged(self, ticket_id: str, status_code: int) -> None:
+        self._update(
+            ticket_id, status="acknowledged", last_status_code=status_code, last_error=None, acknowledged_at=_now()
+        )
+
+    def note_error(self, ticket_id: str, status_code: int | None, error: str) -> None:
+        self._update(ticket_id, last_status_code=status_code, last_error=error)
+
+    def mark_failed(self, ticket_id: str, status_code: int | None, error: str) -> None:
+        self._update(ticket_id, status="failed", last_status_code=status_code, last_error=error)
+
+    def _update(self, ticket_id: str, **values: Any) -> None:
+        writer = self._writer
+        if writer is not None:
+            writer.put((ticket_id, values))
+        else:
+            self.apply([(ticket_id, values)])
+
+    def apply(self, updates: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Write ticket updates in order, in one transaction."""
+        with self.engine.begin() as connection:
+            for ticket_id, values in updates:
+                # Never downgrade an acknowledged row, whatever a late thread or an overlapping run tries.
+                connection.execute(
+                    vivenu_deliveries.update()
+                    .where(self._ticket(ticket_id), vivenu_deliveries.c.status != "acknowledged")
+                    .values(**values)
+                )
+
+    @contextmanager
+    def writing_in_background(self) -> Iterator["LedgerWriter"]:
+        """Route ticket updates through one writer thread while the block runs, so no sender ever waits for a
+        commit; everything is committed when the block ends."""
+        writer = LedgerWriter(self)
+        self._writer = writer
+        try:
+            yield writer
+        finally:
+            self._writer = None
+            writer.close()
+
+
+class LedgerWriter:
+    """Commits queued ledger updates as fast as the database allows: one transaction for whatever has queued up
+    since the last commit, so a slow commit delays the ledger a little and the senders not at all. A process killed
+    before a commit loses at most those acknowledgements; their tickets are sent again, with the same envelope id."""
+
+    def __init__(self, ledger: DeliveryLedger) -> None:
+        self._ledger = ledger
+        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="vivenu-ledger", daemon=True)
+        self._thread.start()
+
+    def put(self, update: tuple[str, dict[str, Any]]) -> None:
+        if self.error is not None:
+            raise RuntimeError("the delivery ledger cannot be written; sending stopped") from self.error
+        self._queue.put(update)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            updates = [update for update in batch if update is not None]
+            if self.error is None and updates:
+                try:
+                    self._ledger.apply(updates)
+                except Exception as error:
+                    # Kept for the senders, which stop at their next update, and for close(), which raises it.
+                    self.error = error
+            if None in batch:
+                return
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------------------------------------------- sender
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    endpoint: str
+    mode: str
+    requests_per_second: float
+    max_in_flight: int
+    max_attempts: int
+    timeout_seconds: float
+    backoff_base_seconds: float
+    backoff_cap_seconds: float
+    headroom: float
+    lease_seconds: float
+    limit: int | None = None
+
+
+@dataclass
+class DeliveryOutcome:
+    selected: int
+    already_acknowledged: int
+    attempted: int = 0
+    acknowledged: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def as_metadata(self) -> dict[str, int]:
+        return {
+            "selected": self.selected,
+            "already_acknowledged": self.already_acknowledged,
+            "attempted": self.attempted,
+            "acknowledged_this_run": self.acknowledged,
+            "failed": len(self.failed),
+        }
+
+
+ProgressCallback = Callable[[DeliveryOutcome], None]
+
+
+def deliver(
+    *,
+    ledger: DeliveryLedger,
+    tickets: Sequence[Mapping[str, Any]],
+    settings: DeliverySettings,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 50,
+    sleep: Callable[[float], None] | None = None,
+) -> DeliveryOutcome:
+    """Send every ticket the ledger has not seen acknowledged, at most `requests_per_second` request starts per
+    second (retries included) and `max_in_flight` requests at once. One ticket's failure never stops the others.
+    """
+    sleep = sleep or time.sleep
+    ledger.acquire_lease(seconds=settings.lease_seconds, wait_seconds=settings.lease_seconds * 1.5, sleep=sleep)
+    stop_heartbeat = threading.Event()
+    heartbeat = threading.Thread(
+        target=_keep_lease, args=(ledger, settings.lease_seconds, stop_heartbeat), name="vivenu-lease", daemon=True
+    )
+    heartbeat.start()
+    try:
+        ids = [str(ticket["_id"]) for ticket in tickets]
+        ledger.register(ids)
+        done = ledger.acknowledged(ids)
+        todo = [ticket for ticket in tickets if str(ticket["_id"]) not in done]
+        if settings.limit is not None:
+            todo = todo[: settings.limit]
+        outcome = DeliveryOutcome(selected=len(tickets), already_acknowledged=len(done), attempted=len(todo))
+        limiter = RateLimiter(settings.requests_per_second, headroom=settings.headroom, sleep=sleep)
+        timeout = httpx.Timeout(settings.timeout_seconds)
+        limits = httpx.Limits(max_connections=settings.max_in_flight, max_keepalive_connections=settings.max_in_flight)
+        with (
+            ledger.writing_in_background(),
+            httpx.Client(timeout=timeout, limits=limits) as client,
+            ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="vivenu-send") as pool,
+        ):
+            futures = {
+                pool.submit(_send_one, client, ledger, limiter, settings, ticket, sleep): str(ticket["_id"])
+                for ticket in todo
+            }
+            for finished, future in enumerate(as_completed(futures), start=1):
+                error = future.result()
+                if error is None:
+                    outcome.acknowledged += 1
+                else:
+                    outcome.failed[futures[future]] = error
+                if on_progress is not None and (finished % progress_every == 0 or finished == len(todo)):
+                    on_progress(outcome)
+    finally:
+        stop_heartbeat.set()
+        heartbeat.join()
+        ledger.release_lease(selected=len(tickets))
+    return outcome
+
+
+def _keep_lease(ledger: DeliveryLedger, seconds: float, stop: threading.Event) -> None:
+    while not stop.wait(seconds / 3):
+        ledger.renew_lease(seconds=seconds)
+
+
+def _send_one(
+    client: httpx.Client,
+    ledger: DeliveryLedger,
+    limiter: RateLimiter,
+    settings: DeliverySettings,
+    ticket: Mapping[str, Any],
+    sleep: Callable[[float], None],
+) -> str | None:
+    """Deliver one ticket; None once acknowledged, else the error recorded in the ledger."""
+    ticket_id = str(ticket["_id"])
+    envelope = build_envelope(ticket, endpoint=settings.endpoint, mode=settings.mode)
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": envelope["id"]}
+    error, status_code = "not attempted", None
+    for attempt in range(1, settings.max_attempts + 1):
+        ledger.mark_sending(ticket_id)
+        retry_after = None
+        try:
+            with limiter.request():
+                response = client.post(settings.endpoint, content=body, headers=headers)
+        except httpx.HTTPError as failure:
+            status_code, error = None, type(failure).__name__
+            if not is_retryable_error(failure):
+                ledger.mark_failed(ticket_id, None, error)
+                return error
+        else:
+            status_code = response.status_code
+            if response.is_success:
+                ledger.mark_acknowledged(ticket_id, status_code)
+                return None
+            error = f"HTTP {status_code}: {receiver_message(response)}"
+            if not is_retryable_status(status_code):
+                ledger.mark_failed(ticket_id, status_code, error)
+                return error
+            retry_after = retry_after_seconds(response)
+        if attempt < settings.max_attempts:
+            ledger.note_error(ticket_id, status_code, error)
+            sleep(
+                backoff_seconds(
+                    attempt,
+                    base=settings.backoff_base_seconds,
+                    cap=settings.backoff_cap_seconds,
+                    retry_after=retry_after,
+                )
+            )
+    error = f"{error} (gave up after {settings.max_attempts} attempts)"
+    ledger.mark_failed(ticket_id, status_code, error)
+    return error
+
+
+def receiver_message(response: httpx.Response, limit: int = 300) -> str:
+    """The receiver's own explanation (e.g. "ticketTypeId not found in KV store"), shortened."""
+    text = response.text
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for name in ("error", "message", "detail"):
+            if isinstance(body.get(name), str):
+                text = body[name]
+                break
+    text = " ".join(text.split()) or response.reason_phrase
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# ---------------------------------------------------------------------------------------------------- progress
+
+
+def region_progress(connection: sa.Connection, *, region: str) -> list[dict[str, Any]]:
+    """The seed's progress file per endpoint of a region, from the ledger: ticket ids, never personal data."""
+    runs = vivenu_delivery_runs
+    deliveries = vivenu_deliveries
+    endpoints = connection.execute(
+        sa.select(
+            runs.c.endpoint,
+            sa.func.max(runs.c.mode),
+            sa.func.max(runs.c.last_run_at),
+        )
+        .where(runs.c.region == region)
+        .group_by(runs.c.endpoint)
+        .order_by(runs.c.endpoint)
+    ).all()
+    processed_events = connection.execute(
+        sa.select(runs.c.endpoint, runs.c.event_id)
+        .where(runs.c.region == region, runs.c.completed_at.is_not(None), runs.c.failed == 0)
+        .order_by(runs.c.endpoint, runs.c.event_id)
+    ).all()
+    sent = dict(
+        connection.execute(
+            sa.select(deliveries.c.endpoint, sa.func.count())
+            .where(deliveries.c.region == region, deliveries.c.status == "acknowledged")
+            .group_by(deliveries.c.endpoint)
+        ).all()
+    )
+    errors = connection.execute(
+        sa.select(
+            deliveries.c.endpoint,
+            deliveries.c.event_id,
+            deliveries.c.ticket_id,
+            deliveries.c.attempts,
+            deliveries.c.last_error,
+            deliveries.c.last_attempt_at,
+        )
+        .where(deliveries.c.region == region, deliveries.c.status == "failed")
+        .order_by(deliveries.c.endpoint, deliveries.c.event_id, deliveries.c.ticket_id)
+    ).all()
+    progress = []
+    for endpoint, mode, last_run in endpoints:
+        progress.append(
+            {
+                "region": region,
+                "endpoint": endpoint,
+                "mode": mode,
+                "events_processed": [event for where, event in processed_events if where == endpoint],
+                "tickets_sent": sent.get(endpoint, 0),
+                "errors": [
+                    {
+                        "event_id": event_id,
+                        "ticket_id": ticket_id,
+                        "attempts": attempts,
+                        "error": last_error,
+                        "at": at.isoformat() if at else None,
+                    }
+                    for where, event_id, ticket_id, attempts, last_error, at in errors
+                    if where == endpoint
+                ],
+                "last_run": last_run.isoformat() if last_run else None,
+            }
+        )
+    return progress
+
+
+# ---------------------------------------------------------------------------------------------------- pull files
+
+# Anything but word characters, spaces, '-' and single dots; ".." never survives, nor does a separator.
+_UNSAFE_FILE_CHARACTERS = re.compile(r"(?:[^\w .-]|\.{2,})+")
+
+
+def safe_file_part(text: str, *, limit: int = 80) -> str:
+    """A piece of a file name that cannot leave its directory or hide: no separators, no leading dots."""
+    cleaned = " ".join(_UNSAFE_FILE_CHARACTERS.sub("_", text).split()).strip(" ._")
+    return cleaned[:limit].rstrip(" ._") or "unnamed"
+
+
+def holder_name(ticket: Mapping[str, Any]) -> str:
+    parts = [str(ticket.get(name) or "").strip() for name in ("firstname", "lastname")]
+    return " ".join(part for part in parts if part) or str(ticket.get("name") or "").strip()
+
+
+def write_pull_files(
+    tickets: Sequence[Mapping[str, Any]], *, region: str, event_id: str, root: Path
+) -> tuple[Path, FilterCounts]:
+    """The seed's pull layout, readable by the owner only (the files hold ticket holders' personal data):
+    `<root>/<event_id>/all_tickets.json`, `metadata.json` and `individual/<id>_<name>.json`."""
+    event_dir = root / safe_file_part(event_id)
+    individual_dir = event_dir / "individual"
+    for directory in (root, event_dir, individual_dir):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    _, counts = select_tickets(tickets)
+    _write_private_json(event_dir / "all_tickets.json", list(tickets))
+    _write_private_json(
+        event_dir / "metadata.json",
+        {
+            "region": region,
+            "event_id": event_id,
+            "pulled_at": _now().isoformat(),
+            "total_tickets": len(tickets),
+            "by_status": dict(Counter(str(ticket.get("status")) for ticket in tickets).most_common()),
+            "by_ticket_name": dict(Counter(str(ticket.get("ticketName")) for ticket in tickets).most_common()),
+            "filter": counts.as_metadata(),
+        },
+    )
+    for ticket in tickets:
+        name = f"{safe_file_part(str(ticket['_id']))}_{safe_file_part(holder_name(ticket))}.json"
+        _write_private_json(individual_dir / name, ticket)
+    return event_dir, counts
+
+
+def _write_private_json(path: Path, document: Any) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(document, file, indent=2, ensure_ascii=False)

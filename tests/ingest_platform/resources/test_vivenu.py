@@ -1,0 +1,169 @@
+"""VivenuResource against the fake Vivenu API on loopback."""
+
+import pytest
+
+from ingest_platform.resources.vivenu import VivenuAuthError, VivenuConfigError, VivenuError, VivenuResource
+from tests.fakes.vivenu import FakeVivenu, make_tickets
+
+KEY = "prod-key-0123456789"
+EVENT = "68108c20c5c88849372bfb61"
+
+
+@pytest.fixture
+def vivenu_api(monkeypatch: pytest.MonkeyPatch) -> FakeVivenu:
+    for name in ("DEV_API", "PROD_API", "ITALY_API", "DACH_API"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROD_API", KEY)
+    with FakeVivenu(keys={KEY}) as fake:
+        yield fake
+
+
+def resource(fake: FakeVivenu, **overrides) -> VivenuResource:
+    return VivenuResource(production_base_url=fake.url, dev_base_url=fake.url, backoff_base_seconds=0.01, **overrides)
+
+
+def test_pages_until_total_with_bearer_key(vivenu_api: FakeVivenu) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=250)
+    pages = []
+
+    tickets = resource(vivenu_api).fetch_tickets(
+        region="prod", event_id=EVENT, on_page=lambda fetched, total: pages.append((fetched, total))
+    )
+
+    assert sorted(ticket["_id"] for ticket in tickets) == sorted(ticket["_id"] for ticket in vivenu_api.events[EVENT])
+    assert [request.params for request in vivenu_api.requests] == [
+        {"event": EVENT, "top": "100", "skip": "0"},
+        {"event": EVENT, "top": "100", "skip": "100"},
+        {"event": EVENT, "top": "100", "skip": "200"},
+    ]
+    assert {request.authorization for request in vivenu_api.requests} == {f"Bearer {KEY}"}
+    assert pages == [(100, 250), (200, 250), (250, 250)]
+
+
+def test_page_size_up_to_the_api_maximum(vivenu_api: FakeVivenu) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=2500)
+
+    tickets = resource(vivenu_api, page_size=1000).fetch_tickets(region="PROD", event_id=EVENT)
+
+    assert len(tickets) == 2500
+    assert [request.params["top"] for request in vivenu_api.requests] == ["1000"] * 3
+
+
+def test_a_ticket_seen_twice_while_the_list_shifts_is_kept_once(vivenu_api: FakeVivenu) -> None:
+    original = make_tickets(EVENT, count=300)
+    vivenu_api.events[EVENT] = list(original)
+    vivenu_api.shift_after_first_page(EVENT, {**original[0], "_id": "new-sale-during-paging"})
+
+    tickets = resource(vivenu_api).fetch_tickets(region="PROD", event_id=EVENT)
+
+    ids = [ticket["_id"] for ticket in tickets]
+    assert len(ids) == len(set(ids)) == 300
+    assert set(ids) == {ticket["_id"] for ticket in original}
+    assert len(vivenu_api.requests) == 4  # the shifted list is one longer: one more page
+
+
+def test_an_event_without_tickets_is_an_empty_success(vivenu_api: FakeVivenu) -> None:
+    assert resource(vivenu_api).fetch_tickets(region="PROD", event_id=EVENT) == []
+
+
+def test_429_waits_for_retry_after_and_5xx_is_retried(vivenu_api: FakeVivenu) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=10)
+    vivenu_api.fail_next(1, 429, retry_after="1")
+    vivenu_api.fail_next(2, 503)
+
+    tickets = resource(vivenu_api).fetch_tickets(region="PROD", event_id=EVENT)
+
+    assert len(tickets) == 10
+    assert len(vivenu_api.requests) == 4
+    assert vivenu_api.requests[1].at - vivenu_api.requests[0].at >= 1.0
+
+
+def test_a_timed_out_page_is_asked_again(vivenu_api: FakeVivenu) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=10)
+    vivenu_api.hang_next(1, seconds=1.0)
+
+    tickets = resource(vivenu_api, read_timeout_seconds=0.2).fetch_tickets(region="PROD", event_id=EVENT)
+
+    assert len(tickets) == 10
+    assert len(vivenu_api.requests) == 2
+
+
+def test_gives_up_after_max_attempts_of_5xx(vivenu_api: FakeVivenu) -> None:
+    vivenu_api.fail_next(10, 502)
+
+    with pytest.raises(VivenuError, match="HTTP 502 after 3 attempts"):
+        resource(vivenu_api, max_attempts=3).fetch_tickets(region="PROD", event_id=EVENT)
+    assert len(vivenu_api.requests) == 3
+
+
+def test_other_4xx_is_not_retried(vivenu_api: FakeVivenu) -> None:
+    vivenu_api.fail_next(1, 404)
+
+    with pytest.raises(VivenuError, match="HTTP 404"):
+        resource(vivenu_api).fetch_tickets(region="PROD", event_id=EVENT)
+    assert len(vivenu_api.requests) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403], ids=["unauthorized", "forbidden"])
+def test_a_refused_key_is_named_by_its_variable_never_shown(
+    vivenu_api: FakeVivenu, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    if status == 403:
+        vivenu_api.fail_next(1, 403)
+    else:
+        monkeypatch.setenv("PROD_API", "wrong-secret-key")
+
+    with pytest.raises(VivenuAuthError) as raised:
+        resource(vivenu_api).fetch_tickets(region="PROD", event_id=EVENT)
+
+    assert "PROD_API" in str(raised.value) and f"HTTP {status}" in str(raised.value)
+    assert "wrong-secret-key" not in str(raised.value) and KEY not in str(raised.value)
+    assert len(vivenu_api.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("region", "event_id", "message"),
+    [
+        ("NARNIA", EVENT, "unknown Vivenu region 'NARNIA'; configured regions: PROD"),
+        ("ITALY", EVENT, "set the ITALY_API variable"),
+        ("PROD", "../../etc", "malformed Vivenu event id"),
+        ("PROD", "", "malformed Vivenu event id"),
+        ("PROD", "abc def", "malformed Vivenu event id"),
+    ],
+    ids=["unknown-region", "missing-key", "path-traversal-id", "empty-id", "space-in-id"],
+)
+def test_configuration_errors_are_clear_and_ask_nothing_of_vivenu(
+    vivenu_api: FakeVivenu, region: str, event_id: str, message: str
+) -> None:
+    with pytest.raises(VivenuConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        resource(vivenu_api).fetch_tickets(region=region, event_id=event_id)
+    assert vivenu_api.requests == []
+
+
+def test_any_region_with_a_key_in_the_environment_is_configured(
+    vivenu_api: FakeVivenu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vivenu_api.keys.add("nordics-key")
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=3)
+    built_before_the_key_was_set = resource(vivenu_api)
+    monkeypatch.setenv("NORDICS_API", "nordics-key")
+
+    assert len(built_before_the_key_was_set.fetch_tickets(region="nordics", event_id=EVENT)) == 3
+    assert "NORDICS" in built_before_the_key_was_set.configured_regions()
+
+
+@pytest.mark.parametrize(
+    ("region", "expected"),
+    [("DEV", "https://dev.example"), ("PROD", "https://api.example"), ("DACH", "https://api.example")],
+    ids=["dev", "prod", "dach"],
+)
+def test_dev_uses_the_dev_api_every_other_region_production(region: str, expected: str) -> None:
+    vivenu = VivenuResource(dev_base_url="https://dev.example/", production_base_url="https://api.example")
+    assert vivenu.base_url(region) == expected
+
+
+def test_base_urls_default_to_the_environment_then_vivenu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIVENU_DEV_BASE_URL", raising=False)
+    monkeypatch.setenv("VIVENU_BASE_URL", "http://127.0.0.1:9")
+    assert VivenuResource().base_url("PROD") == "http://127.0.0.1:9"
+    assert VivenuResource().base_url("DEV") == "https://vivenu.dev"
