@@ -1,6 +1,6 @@
 """Big Top collection through Chromium vs fetching the same .ics files with plain httpx, in one process run.
 
-    .venv/bin/python bench/bigtop_collect.py [--events 300] [--in-flight 6] [--repeat 3] [--latency-ms 0 50]
+    .venv/bin/python -m bench.bigtop_collect [--events 300] [--in-flight 6] [--repeat 3] [--latency-ms 0 50]
 
 The fake site (tests/fakes/bigtop_site.py) serves N single events on loopback. For each per-file latency (0 ms is
 loopback as is; 50 ms stands in for the real site's round trip) it times, alternately and `--repeat` times:

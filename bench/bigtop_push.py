@@ -4,7 +4,7 @@ Figures, all in this one process run against the same server:
   baseline  a bare httpx loop posting the 10 batches pre-serialised (the floor: the server's intake, fsync included)
   push      `push_events` (serialisation, retries machinery, progress lines) on the same 5,000 events
   bridge    the CLI's path: select the 5,000 events from a local SQLite warehouse, then `push_events`
-Each is run ROUNDS times, interleaved; the median is reported. Run: .venv/bin/python bench/bigtop_push.py
+Each is run ROUNDS times, interleaved; the median is reported. Run: .venv/bin/python -m bench.bigtop_push
 """
 
 import json

@@ -1,6 +1,6 @@
 """RTARF sync throughput: 100k documents from the fake Elasticsearch into PostgreSQL, next to a raw COPY.
 
-Run: .venv/bin/python bench/rtarf_sync.py [--documents 100000] [--page-size 1000]
+Run: .venv/bin/python -m bench.rtarf_sync [--documents 100000] [--page-size 1000]
 Needs PostgreSQL at 127.0.0.1:5432 (TEST_POSTGRES_DSN to change); creates and drops a scratch database.
 The baseline is `copy_rows` of the very rows the sync writes, into an empty table of the same shape, in this
 process: the sync's overhead over it is paging over HTTP, JSON decoding, mapping and the upsert's merge.

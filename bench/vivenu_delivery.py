@@ -6,7 +6,7 @@
    `--seed-sample` tickets.
 2. Pull of 20,000 tickets in pages of 1,000 (tickets/s) against the seed's pages of 100.
 
-Run: .venv/bin/python bench/vivenu_delivery.py   (SQLite warehouse in a temporary directory; DATABASE_URL to use
+Run: .venv/bin/python -m bench.vivenu_delivery   (SQLite warehouse in a temporary directory; DATABASE_URL to use
 PostgreSQL). The machine may be shared: figures vary with its load.
 """
 
