@@ -28,9 +28,9 @@ def median(values: Sequence[float]) -> float:
 
 
 @contextmanager
-def scratch_postgres() -> Iterator[str]:
+def scratch_postgres(admin_dsn: str = ADMIN_DSN) -> Iterator[str]:
     """A new, empty PostgreSQL database (dropped afterwards); yields its psycopg2 SQLAlchemy URL."""
-    admin = psycopg2.connect(ADMIN_DSN)
+    admin = psycopg2.connect(admin_dsn, connect_timeout=3)
     admin.autocommit = True
     name = f"bench_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cursor:

@@ -1,7 +1,6 @@
 """Fixtures shared by the whole suite: the warehouse on both backends and a private data directory."""
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +9,8 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from ingest_platform.resources.warehouse import WarehouseResource, dispose_engines
+from bench.common import scratch_postgres
+from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.tables import metadata
 
 POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
@@ -34,23 +34,13 @@ def _new_postgres_database() -> Iterator[str]:
     Without a server the PostgreSQL tests skip with the reason, except in CI (CI=true), where they must run.
     """
     try:
-        admin = psycopg2.connect(POSTGRES_ADMIN_DSN, connect_timeout=3)
+        psycopg2.connect(POSTGRES_ADMIN_DSN, connect_timeout=3).close()
     except psycopg2.OperationalError as error:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required in CI and is not reachable: {error}")
         pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}")
-    admin.autocommit = True
-    name = f"ingest_test_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    params = admin.get_dsn_parameters()
-    try:
-        yield f"postgresql+psycopg2://{params['user']}@{params['host']}:{params['port']}/{name}"
-    finally:
-        dispose_engines()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_postgres(POSTGRES_ADMIN_DSN) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
