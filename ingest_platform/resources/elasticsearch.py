@@ -207,6 +207,8 @@ class _PointInTimeScan:
         self.pit_id = response["id"]
 
     def _search(self, lower_ms: int, end_ms: int, search_after: list[Any] | None) -> list[dict[str, Any]]:
+        from elasticsearch import NotFoundError
+
         def request() -> Any:
             return self.es.search(
                 pit={"id": self.pit_id, "keep_alive": self.resource.pit_keep_alive},
@@ -216,8 +218,6 @@ class _PointInTimeScan:
                 size=self.page_size,
                 track_total_hits=False,
             )
-
-        from elasticsearch import NotFoundError
 
         try:
             response = self.resource.call_with_retries(request, what="search", stats=self.stats)
