@@ -1,10 +1,15 @@
 """When to try an HTTP request again, and how long to wait first: shared by every outbound client."""
 
+from __future__ import annotations
+
 import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-import httpx
+# httpx is imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    import httpx
 
 # Statuses that say "later", not "never": request timeout, too many requests, and every server error.
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -16,6 +21,8 @@ def is_retryable_status(status_code: int) -> bool:
 
 def is_retryable_error(error: Exception) -> bool:
     """Timeouts and failed connections are worth another try; a malformed request or URL is not."""
+    import httpx
+
     return isinstance(error, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
 
 

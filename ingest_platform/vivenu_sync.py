@@ -7,6 +7,8 @@ committed: the never-sent ones, plus the few that were on the wire or whose ackn
 the ledger's writer; those are sent again with the same envelope id, which the receiver drops as a duplicate.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import queue
@@ -21,15 +23,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import sqlalchemy as sa
 
 from ingest_platform.http_retry import backoff_seconds, is_retryable_error, is_retryable_status, retry_after_seconds
 from ingest_platform.ratelimit import RateLimiter
 from ingest_platform.warehouse.tables.vivenu import vivenu_deliveries, vivenu_delivery_runs, vivenu_tickets
 from ingest_platform.warehouse.upsert import upsert
+
+# httpx is imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    import httpx
 
 SENDABLE_STATUSES = ("VALID", "DETAILSREQUIRED")
 CHARITY_MARKER = "CHARITY"
@@ -170,7 +175,7 @@ class DeliveryLedger:
     endpoint: str
     mode: str
     run_id: str
-    _writer: "LedgerWriter | None" = field(default=None, init=False, repr=False)
+    _writer: LedgerWriter | None = field(default=None, init=False, repr=False)
 
     def _ticket(self, ticket_id: str) -> sa.ColumnElement[bool]:
         return sa.and_(
@@ -332,7 +337,7 @@ class DeliveryLedger:
                 )
 
     @contextmanager
-    def writing_in_background(self) -> Iterator["LedgerWriter"]:
+    def writing_in_background(self) -> Iterator[LedgerWriter]:
         """Route ticket updates through one writer thread while the block runs, so no sender ever waits for a
         commit; everything is committed when the block ends."""
         writer = LedgerWriter(self)
@@ -441,6 +446,8 @@ def deliver(
     """Send every ticket the ledger has not seen acknowledged, at most `requests_per_second` request starts per
     second (retries included) and `max_in_flight` requests at once. One ticket's failure never stops the others.
     """
+    import httpx
+
     sleep = sleep or time.sleep
     ledger.acquire_lease(seconds=settings.lease_seconds, wait_seconds=settings.lease_seconds * 1.5, sleep=sleep)
     stop_heartbeat = threading.Event()
@@ -497,6 +504,8 @@ def _send_one(
     sleep: Callable[[float], None],
 ) -> str | None:
     """Deliver one ticket; None once acknowledged, else the error recorded in the ledger."""
+    import httpx
+
     ticket_id = str(ticket["_id"])
     envelope = build_envelope(ticket, endpoint=settings.endpoint, mode=settings.mode)
     body = json.dumps(envelope, separators=(",", ":")).encode()

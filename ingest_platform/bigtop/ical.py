@@ -5,14 +5,17 @@ The venue's generator writes values no parser accepts (`DTEND:-47120101T235959`,
 file that is not iCalendar at all, or an event without a usable start, is refused.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import icalendar
-import recurring_ical_events
+# The iCalendar libraries are imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    import icalendar
 
 VENUE_TIMEZONE = ZoneInfo("America/New_York")
 
@@ -45,6 +48,9 @@ def parse_ics(
     per occurrence, identified by UID + the occurrence's original start (its RECURRENCE-ID), so an occurrence the
     venue moves keeps its identity.
     """
+    import icalendar
+    import recurring_ical_events
+
     if "BEGIN:VCALENDAR" not in text.upper():
         raise IcsError("not an iCalendar file (no BEGIN:VCALENDAR)")
     try:
@@ -90,6 +96,8 @@ def parse_ics(
 
 def _sanitise(vevent: icalendar.Event, fixes: list[str]) -> str | None:
     """Repair or drop the broken properties of one VEVENT; the reason it is unusable, or None."""
+    import icalendar
+
     uid = str(vevent.get("UID") or "").strip()
     if not uid:
         return "VEVENT without UID"
@@ -113,6 +121,8 @@ def _sanitise(vevent: icalendar.Event, fixes: list[str]) -> str | None:
 
 
 def _repair_rrule(text: str) -> icalendar.vRecur | None:
+    import icalendar
+
     # `UNTIL=;` and the like: parts with no value say nothing, so the rule without them is the rule meant.
     parts = [part for part in text.split(";") if part and not part.endswith("=")]
     try:
@@ -179,6 +189,8 @@ def venue_day_bounds(
 
 
 def _text(value: Any) -> str | None:
+    import icalendar
+
     if value is None or isinstance(value, icalendar.vBroken):
         return None
     text = str(value).strip()

@@ -7,6 +7,8 @@ never retried. Production upserts by (source_id, external_id), so a retried batc
 nothing. The token only ever travels in the `Authorization` header; every line this module reports is redacted.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import email.utils
 import ipaddress
@@ -16,12 +18,15 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import sqlalchemy as sa
 
 from ingest_platform.warehouse.tables import events
+
+# httpx is imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    import httpx
 
 BIGTOP_SOURCE_ID = 5
 MAX_BATCH_SIZE = 500
@@ -48,6 +53,8 @@ def validate_batch_size(batch_size: int) -> int:
 
 def endpoint_url(api_base: str) -> str:
     """The push endpoint under `api_base` (`https://host` or `https://host/prefix`)."""
+    import httpx
+
     url = httpx.URL((api_base or "").strip())
     if url.scheme not in ("http", "https") or not url.host:
         raise PushConfigError(f"the API base must be an http(s) URL such as https://example.org, got {api_base!r}")
@@ -197,6 +204,8 @@ def push_events(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PushSummary:
     """Post `events_to_send` in batches; returns what was sent and accepted. Never raises for an HTTP failure."""
+    import httpx
+
     validate_batch_size(batch_size)
     if not token or not token.strip():
         raise PushConfigError("no token: set BIGTOP_INGEST_TOKEN (or pass --token)")
@@ -254,6 +263,8 @@ def _post_batch(
     say: Report,
     sleep: Callable[[float], None],
 ) -> BatchResult:
+    import httpx
+
     status: int | None = None
     for attempt in range(1, retry.max_attempts + 1):
         try:

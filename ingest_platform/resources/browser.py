@@ -5,18 +5,21 @@ the smaller of its own timeout and what is left of the session's hard limit, and
 Playwright driver are closed on every path out of `session()`, failures included.
 """
 
+from __future__ import annotations
+
 import os
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from playwright.sync_api import Browser, Page, Response, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from pydantic import Field
+
+# Playwright is imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Response
 
 DEBIAN_CHROMIUM = "/usr/lib/chromium/chromium"
 
@@ -154,7 +157,7 @@ class FetchRequest:
 class BrowserSession:
     """One browser, one fresh context, one page; every call bounded by the session's deadline."""
 
-    def __init__(self, *, page: Page, resource: "BrowserResource", deadline: float) -> None:
+    def __init__(self, *, page: Page, resource: BrowserResource, deadline: float) -> None:
         self.page = page
         self._resource = resource
         self._deadline = deadline
@@ -182,6 +185,9 @@ class BrowserSession:
 
     def visit(self, url: str, *, settle_s: float = 0.0) -> PageVisit:
         """Open `url` (DOM ready), wait `settle_s` for scripts or a challenge to move on, and describe the result."""
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
         timeout_s = self._bounded(f"opening {url}", self._resource.navigation_timeout_s)
         try:
             self._document = self.page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
@@ -203,6 +209,8 @@ class BrowserSession:
         )
 
     def _read_page(self) -> tuple[str, str]:
+        from playwright.sync_api import Error as PlaywrightError
+
         try:
             return self.page.title(), self.page.content()
         except PlaywrightError:
@@ -226,6 +234,8 @@ class BrowserSession:
         Requests never started (after a stop status, or past the session's deadline) come back with
         `error="not started"` or `error="session"`.
         """
+        from playwright.sync_api import Error as PlaywrightError
+
         if not requests:
             return []
         remaining = self._bounded("page requests", self._resource.session_timeout_s)
@@ -303,6 +313,10 @@ class BrowserResource(dg.ConfigurableResource):
     @contextmanager
     def session(self) -> Iterator[BrowserSession]:
         """A fresh browser and context for one run; everything is closed when the block exits, however it exits."""
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+        from playwright.sync_api import sync_playwright
+
         if not os.access(self.executable_path, os.X_OK):
             raise BrowserUnavailableError(
                 f"Chromium not found at {self.executable_path} (Debian: apt-get install -y chromium)"
@@ -334,6 +348,8 @@ class BrowserResource(dg.ConfigurableResource):
 
 
 def _quietly_close(closable: Any) -> None:
+    from playwright.sync_api import Error as PlaywrightError
+
     # Closing after a crash or a timeout can itself fail; the next callback (browser, then driver) must still run.
     with suppress(PlaywrightError):
         closable.close()

@@ -1,5 +1,7 @@
 """Elasticsearch as a Dagster resource: the official 9.x client, point-in-time paging and retries with backoff."""
 
+from __future__ import annotations
+
 import os
 import random
 import time
@@ -7,12 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
-import elastic_transport
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from pydantic import Field
+
+# The client is imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 # Dagster's logger: retries and reopened points in time show in the run's event log.
 log = dg.get_dagster_logger(__name__)
@@ -71,7 +75,7 @@ class ElasticsearchResource(dg.ConfigurableResource):
     ca_certs: str | None = Field(default=None, description="CA bundle path for a private certificate authority.")
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "ElasticsearchResource":
+    def from_env(cls, **overrides: Any) -> ElasticsearchResource:
         """The resource wired to the ELASTICSEARCH_* variables; Dagster resolves their values when a run starts.
 
         Only the credentials that are set are wired: an unset `dg.EnvVar` is an error, and a cluster may use
@@ -85,6 +89,8 @@ class ElasticsearchResource(dg.ConfigurableResource):
         return cls(url=dg.EnvVar(URL_ENV), **credentials, **overrides)
 
     def client(self) -> Elasticsearch:
+        from elasticsearch import Elasticsearch
+
         if self.api_key and self.username:
             raise dg.Failure(f"Set either {API_KEY_ENV} or {USERNAME_ENV}/{PASSWORD_ENV}, not both.")
         if bool(self.username) != bool(self.password):
@@ -104,6 +110,9 @@ class ElasticsearchResource(dg.ConfigurableResource):
 
     def call_with_retries(self, request: Callable[[], Result], *, what: str, stats: ScanStats | None = None) -> Result:
         """Run `request`, retrying transient failures with exponential backoff and full jitter."""
+        import elastic_transport
+        from elasticsearch import ApiError
+
         for attempt in range(self.max_retries + 1):
             try:
                 return request()
@@ -198,6 +207,8 @@ class _PointInTimeScan:
         self.pit_id = response["id"]
 
     def _search(self, lower_ms: int, end_ms: int, search_after: list[Any] | None) -> list[dict[str, Any]]:
+        from elasticsearch import NotFoundError
+
         def request() -> Any:
             return self.es.search(
                 pit={"id": self.pit_id, "keep_alive": self.resource.pit_keep_alive},
@@ -219,6 +230,9 @@ class _PointInTimeScan:
         return response["hits"]["hits"]
 
     def _release(self) -> None:
+        import elastic_transport
+        from elasticsearch import ApiError
+
         pit_id, self.pit_id = self.pit_id, None
         if pit_id is None:
             return
@@ -242,12 +256,17 @@ class _PointInTimeScan:
 
 
 def is_transient(error: Exception) -> bool:
+    import elastic_transport
+    from elasticsearch import ApiError
+
     if isinstance(error, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
         return True
     return isinstance(error, ApiError) and error.meta.status in TRANSIENT_STATUSES
 
 
 def describe(error: Exception) -> str:
+    from elasticsearch import ApiError
+
     if isinstance(error, ApiError):
         return f"HTTP {error.meta.status} {error.message}"
     return f"{type(error).__name__}: {error}"

@@ -1,16 +1,21 @@
 """Vivenu's API as a Dagster resource: one key per region from `<REGION>_API`, read when a request is made."""
 
+from __future__ import annotations
+
 import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import httpx
 from pydantic import Field
 
 from ingest_platform.http_retry import backoff_seconds, is_retryable_error, is_retryable_status, retry_after_seconds
+
+# httpx is imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    import httpx
 
 # The regions the seed names; any other region is known once its `<REGION>_API` variable is set.
 SEED_REGIONS = ("DEV", "PROD", "ITALY", "DACH")
@@ -146,6 +151,8 @@ class VivenuResource(dg.ConfigurableResource):
         return list(tickets.values())
 
     def _client(self, region: str) -> httpx.Client:
+        import httpx
+
         key = os.environ.get(key_variable(region), "")
         timeout = httpx.Timeout(self.read_timeout_seconds, connect=self.connect_timeout_seconds)
         return httpx.Client(
@@ -155,6 +162,8 @@ class VivenuResource(dg.ConfigurableResource):
         )
 
     def _get_page(self, client: httpx.Client, *, region: str, event_id: str, top: int, skip: int) -> dict[str, Any]:
+        import httpx
+
         params = {"event": event_id, "top": top, "skip": skip}
         for attempt in range(1, self.max_attempts + 1):
             retry_after = None

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import httpx
 
 from ingest_platform.assets.rtarf import ASSET_KEY, rtarf_sync_job
 
@@ -52,6 +51,9 @@ def post_notification(url: str, payload: dict[str, Any], *, secret: str | None) 
 
     The notification id header lets a receiver drop the duplicate that a retried tick may send.
     """
+    # Imported on first use: loading the code location must stay cheap.
+    import httpx
+
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {"Content-Type": "application/json", NOTIFICATION_ID_HEADER: f"{payload['run_id']}:{payload['status']}"}
     if secret:
