@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import redis
-
 Claim = tuple[str, float]  # key, seconds to hold it
 
 # Expired rows are deleted every this many claims, so the SQLite file stays as small as the live windows.
@@ -40,7 +38,11 @@ class ClaimStore(Protocol):
 
 class RedisClaimStore:
     def __init__(self, url: str, *, prefix: str = "ingest:claims:") -> None:
+        # Imported here: only a deployment that names a Redis store pays for the client library.
+        import redis
+
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._errors = redis.RedisError
         self._prefix = prefix
 
     def claim(self, claims: Sequence[Claim]) -> list[bool]:
@@ -51,7 +53,7 @@ class RedisClaimStore:
             pipeline.set(self._prefix + key, b"1", nx=True, px=max(1, int(seconds * 1000)))
         try:
             return [bool(result) for result in pipeline.execute()]
-        except redis.RedisError as error:
+        except self._errors as error:
             raise ClaimStoreUnavailable(str(error)) from error
 
     def release(self, keys: Sequence[str]) -> None:
@@ -59,7 +61,7 @@ class RedisClaimStore:
             return
         try:
             self._redis.delete(*(self._prefix + key for key in keys))
-        except redis.RedisError as error:
+        except self._errors as error:
             raise ClaimStoreUnavailable(str(error)) from error
 
 

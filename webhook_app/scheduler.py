@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from flask import Blueprint, current_app, jsonify, request
-from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
 from pydantic import BaseModel, ConfigDict
 
 from webhook_app.auth import require_bearer
@@ -44,8 +42,6 @@ IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
 RESULT_FIGURES = ("total_processed", "inserted", "updated", "unchanged", "bad_documents")
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no", ""}
-
-_UNREACHABLE = (requests.ConnectionError, requests.Timeout, TransportConnectionFailed, TransportServerError)
 
 bp = Blueprint("scheduler", __name__, url_prefix="/scheduler")
 
@@ -366,9 +362,14 @@ class _Dagster:
 
 def _unreachable_cause(error: BaseException) -> BaseException | None:
     """The network failure or webserver 5xx behind a client error, if that is what it is."""
+    # Imported here like the client itself: the GraphQL stack stays out of every worker's start-up.
+    import requests
+    from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
+
+    unreachable = (requests.ConnectionError, requests.Timeout, TransportConnectionFailed, TransportServerError)
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, _UNREACHABLE):
+        if isinstance(seen, unreachable):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None

@@ -8,7 +8,6 @@ import json
 import logging
 from typing import Annotated, Any, Literal
 
-import stripe
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -115,6 +114,9 @@ def _verified_signer(body: bytes, secrets: list[str]) -> str:
         )
     tolerance = int(current_app.config["STRIPE_TOLERANCE_SECONDS"])
     problem = "no signing secret configured"
+    # Imported on first use: the stripe package costs every worker ~0.1 s at start-up.
+    import stripe
+
     for slot, secret in enumerate(secrets):
         try:
             stripe.WebhookSignature.verify_header(body, header, secret, tolerance)
