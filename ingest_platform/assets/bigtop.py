@@ -163,6 +163,7 @@ def bigtop_collected_events(
     metadata = collection.metadata()
     metadata["skipped"] = dg.MetadataValue.json(metadata["skipped"])
     metadata["sanitised"] = dg.MetadataValue.json(metadata["sanitised"])
+    metadata["skipped_events"] = dg.MetadataValue.json(metadata["skipped_events"])
     key_range = context.partition_key_range
     return dg.MaterializeResult(
         metadata={**metadata, **result.upsert.as_metadata(), "partitions": f"{key_range.start}..{key_range.end}"}
