@@ -58,14 +58,18 @@ def register(groups: argparse._SubParsersAction) -> None:
         "--token", help="bearer token (default: $BIGTOP_INGEST_TOKEN; prefer the variable, argv is visible to ps)"
     )
     push.add_argument("--source-id", type=_positive_int, default=BIGTOP_SOURCE_ID, help="source id (default: 5)")
-    push.add_argument("--limit", type=_positive_int, help="push at most this many events, soonest first")
+    push.add_argument("--limit", type=_positive_int, help="collect and push at most this many events, soonest first")
     push.add_argument(
         "--batch-size",
         type=_batch_size,
         default=DEFAULT_BATCH_SIZE,
         help=f"events per request, 1..{MAX_BATCH_SIZE} (default: {DEFAULT_BATCH_SIZE})",
     )
-    push.add_argument("--future-only", action="store_true", help="only events that have not ended yet")
+    push.add_argument(
+        "--future-only",
+        action="store_true",
+        help="collect events starting from now and push those that have not ended yet",
+    )
     collecting = push.add_argument_group("collecting (the collector's options; unset: bigtop_collect_job's defaults)")
     collecting.add_argument(
         "--delay",
