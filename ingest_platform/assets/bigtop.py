@@ -2,6 +2,7 @@
 the events the browser collector reads from the venue's site (seed 001); both land in `events` as source 5."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -114,6 +115,20 @@ class BigTopCollectConfig(dg.Config):
     future_only: bool = Field(default=False, description="Keep only events that start after now.")
     limit: int | None = Field(default=None, ge=1, description="Keep at most this many events, earliest first.")
 
+    def options(self, *, window_start: datetime, window_end: datetime) -> CollectOptions:
+        return CollectOptions(
+            base_url=self.base_url,
+            page_path=self.page_path,
+            restaurant_id=self.restaurant_id,
+            delay_s=self.delay_s,
+            max_in_flight=self.max_in_flight,
+            settle_s=self.settle_s,
+            window_start=window_start,
+            window_end=window_end,
+            future_only=self.future_only,
+            limit=self.limit,
+        )
+
 
 @dg.asset(
     key=["bigtop", "raw", "collected_events"],
@@ -138,18 +153,7 @@ def bigtop_collected_events(
             f"{BROWSER_TAG_VALUE}: launch it through bigtop_collect_job"
         )
     window = context.partition_time_window
-    options = CollectOptions(
-        base_url=config.base_url,
-        page_path=config.page_path,
-        restaurant_id=config.restaurant_id,
-        delay_s=config.delay_s,
-        max_in_flight=config.max_in_flight,
-        settle_s=config.settle_s,
-        window_start=window.start,
-        window_end=window.end,
-        future_only=config.future_only,
-        limit=config.limit,
-    )
+    options = config.options(window_start=window.start, window_end=window.end)
     try:
         result = collect_into_warehouse(browser=browser, warehouse=warehouse, options=options, logger=context.log)
     except ChallengeError as error:
@@ -163,6 +167,7 @@ def bigtop_collected_events(
     metadata = collection.metadata()
     metadata["skipped"] = dg.MetadataValue.json(metadata["skipped"])
     metadata["sanitised"] = dg.MetadataValue.json(metadata["sanitised"])
+    metadata["skipped_events"] = dg.MetadataValue.json(metadata["skipped_events"])
     key_range = context.partition_key_range
     return dg.MaterializeResult(
         metadata={**metadata, **result.upsert.as_metadata(), "partitions": f"{key_range.start}..{key_range.end}"}

@@ -1,8 +1,9 @@
 """The bridge's guard rails and its collection step, shared by the CLI and the Dagster push job.
 
-Collection is the Big Top collector asset materialized through Dagster, in this process, on the persistent instance
-when `DAGSTER_HOME` is set (so the run shows in the UI), else on an ephemeral one. It writes the local warehouse's
-`events` table, which the push then reads.
+Collection is the Big Top collector asset (bigtop/raw/collected_events) materialized through its job, in this
+process, on the persistent instance when `DAGSTER_HOME` is set (so the run shows in the UI), else on an ephemeral
+one. It writes the local warehouse's `events` table, which the push then reads. A dry run collects the same window
+with the collector itself and writes nothing.
 """
 
 import os
@@ -14,9 +15,15 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_platform.assets.bigtop import BigTopCollectConfig, bigtop_collect_job
+from ingest_platform.bigtop import collector
+from ingest_platform.bigtop.challenge import ChallengeError
+from ingest_platform.bigtop.collector import CollectorError
+from ingest_platform.resources.browser import BrowserError, BrowserResource
 from ingest_platform.tags import BROWSER_RUN_TAGS
 
 COLLECTOR_KEY = dg.AssetKey(["bigtop", "raw", "collected_events"])
+BROWSER_RESOURCE_KEY = "browser"
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 BUSY_STATUSES = [
@@ -61,28 +68,23 @@ def collect(
     *,
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
-    future_only: bool = False,
-    limit: int | None = None,
+    config: BigTopCollectConfig,
+    browser: Mapping[str, Any] | None = None,
 ) -> Collection:
-    """Materialize the collector asset once; raise BridgeError when it is missing, busy or fails."""
-    if COLLECTOR_KEY not in defs.resolve_all_asset_keys():
-        raise BridgeError(
-            f"the Big Top collector asset {COLLECTOR_KEY.to_user_string()} is not in the platform's definitions; "
-            "push what the local warehouse already holds with --no-collect"
-        )
-    assets_def = defs.resolve_assets_def(COLLECTOR_KEY)
+    """Materialize the collector asset once through its job; raise BridgeError when it is missing, busy or fails.
+
+    `browser` overrides fields of the definitions' BrowserResource for this run (run config, shown in the UI).
+    """
+    assets_def = _collector_asset(defs)
     _refuse_if_browser_busy(instance)
-    job = _collector_job(defs)
-    # The options the collector shares with the bridge, passed on when its config declares them.
-    options = {"future_only": future_only, "limit": limit}
-    accepted = _config_fields(assets_def)
-    config = {name: value for name, value in options.items() if name in accepted and value is not None}
-    run_config = {"ops": {assets_def.op.name: {"config": config}}} if config else {}
-    result = job.execute_in_process(
+    first, last = partition_range(assets_def, future_only=config.future_only)
+    run_config: dict[str, Any] = {"ops": {assets_def.op.name: {"config": config.model_dump(exclude_unset=True)}}}
+    if browser:
+        run_config["resources"] = {BROWSER_RESOURCE_KEY: {"config": dict(browser)}}
+    result = defs.resolve_job_def(bigtop_collect_job.name).execute_in_process(
         run_config=run_config,
         instance=instance,
-        asset_selection=[COLLECTOR_KEY],
-        tags={**BROWSER_RUN_TAGS, **_partition_range_tags(assets_def, future_only=future_only, instance=instance)},
+        tags={**BROWSER_RUN_TAGS, PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last},
         raise_on_error=False,
     )
     if not result.success:
@@ -93,15 +95,53 @@ def collect(
     return Collection(run_id=result.run_id, metadata=metadata)
 
 
-def _collector_job(defs: dg.Definitions) -> dg.JobDefinition:
-    """The collector's own job when the definitions have one (it carries its run tags), else the implicit one."""
-    for job in defs.resolve_all_job_defs():
-        if not job.name.startswith("__") and set(job.asset_layer.selected_asset_keys) == {COLLECTOR_KEY}:
-            return job
-    job = defs.resolve_implicit_job_def_def_for_assets([COLLECTOR_KEY])
-    if job is None:
-        raise BridgeError(f"no job can materialize {COLLECTOR_KEY.to_user_string()}")
-    return job
+def collect_without_writing(
+    *,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    config: BigTopCollectConfig,
+    browser: Mapping[str, Any] | None = None,
+) -> collector.Collection:
+    """What `collect` would find (same window, same options), read with the collector alone: nothing is written.
+
+    The browser is a BrowserResource with its defaults (those the definitions bind) and `browser` applied.
+    """
+    assets_def = _collector_asset(defs)
+    _refuse_if_browser_busy(instance)
+    first, last = partition_range(assets_def, future_only=config.future_only)
+    partitions_def = assets_def.partitions_def
+    window_start = partitions_def.time_window_for_partition_key(first).start
+    window_end = partitions_def.time_window_for_partition_key(last).end
+    try:
+        return collector.collect(
+            browser=BrowserResource(**(browser or {})),
+            options=config.options(window_start=window_start, window_end=window_end),
+        )
+    except (ChallengeError, CollectorError, BrowserError) as error:
+        raise BridgeError(f"the collection failed: {error}") from error
+
+
+def partition_range(assets_def: dg.AssetsDefinition, *, future_only: bool) -> tuple[str, str]:
+    """One run over the partitions to refresh: all of them, or those not yet over with `future_only`."""
+    partitions_def = assets_def.partitions_def
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        raise BridgeError(f"{COLLECTOR_KEY.to_user_string()} is not partitioned by day")
+    keys = list(partitions_def.get_partition_keys())
+    if future_only:
+        now = datetime.now(UTC)
+        keys = [key for key in keys if partitions_def.time_window_for_partition_key(key).end > now]
+    if not keys:
+        raise BridgeError(f"{COLLECTOR_KEY.to_user_string()} has no partitions to collect")
+    return keys[0], keys[-1]
+
+
+def _collector_asset(defs: dg.Definitions) -> dg.AssetsDefinition:
+    if COLLECTOR_KEY not in defs.resolve_all_asset_keys():
+        raise BridgeError(
+            f"the Big Top collector asset {COLLECTOR_KEY.to_user_string()} is not in the platform's definitions; "
+            "push what the local warehouse already holds with --no-collect"
+        )
+    return defs.resolve_assets_def(COLLECTOR_KEY)
 
 
 def _refuse_if_browser_busy(instance: dg.DagsterInstance) -> None:
@@ -112,28 +152,6 @@ def _refuse_if_browser_busy(instance: dg.DagsterInstance) -> None:
             f"browser run {busy[0].dagster_run.run_id} is {busy[0].dagster_run.status.value.lower()}: one browser "
             "at a time; try again when it has finished"
         )
-
-
-def _config_fields(assets_def: dg.AssetsDefinition) -> set[str]:
-    schema = assets_def.op.config_schema
-    config_type = getattr(schema, "config_type", None)
-    return set(getattr(config_type, "fields", None) or {})
-
-
-def _partition_range_tags(
-    assets_def: dg.AssetsDefinition, *, future_only: bool, instance: dg.DagsterInstance
-) -> dict[str, str]:
-    """One run over the partitions to refresh: all of them, or those not yet over with `future_only`."""
-    partitions_def = assets_def.partitions_def
-    if partitions_def is None:
-        return {}
-    keys = list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
-    if future_only and isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-        now = datetime.now(UTC)
-        keys = [key for key in keys if partitions_def.time_window_for_partition_key(key).end > now]
-    if not keys:
-        raise BridgeError(f"{COLLECTOR_KEY.to_user_string()} has no partitions to collect")
-    return {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]}
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:

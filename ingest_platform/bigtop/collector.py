@@ -124,6 +124,8 @@ class Collection:
     events_parsed: int = 0
     occurrences: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    # events parsed but left out because the push endpoint could not take them, by file
+    events_skipped: dict[str, list[str]] = field(default_factory=dict)
     fixes: dict[str, list[str]] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
@@ -136,6 +138,8 @@ class Collection:
             "events": len(self.events),
             "files_skipped": len(self.skipped),
             "skipped": self.skipped,
+            "events_skipped": sum(len(reasons) for reasons in self.events_skipped.values()),
+            "skipped_events": self.events_skipped,
             "values_sanitised": sum(len(fixes) for fixes in self.fixes.values()),
             "sanitised": self.fixes,
             "window_start": self.window[0].isoformat(),
@@ -198,6 +202,10 @@ def collect(
             collection.fixes[slug] = parsed.fixes
         if parsed.skipped_vevents:
             collection.skipped[slug] = "; ".join(parsed.skipped_vevents)
+        if parsed.skipped_events:
+            collection.events_skipped[slug] = parsed.skipped_events
+            for reason in parsed.skipped_events:
+                logger.warning(f"bigtop: skipped an event of {slug}.ics: {reason}")
         collection.events.extend(parsed.events)
     if slugs and collection.ics_fetched == 0:
         # Not one file came back: a run that loads nothing must not look like a quiet day at the venue.

@@ -19,6 +19,17 @@ if TYPE_CHECKING:
 
 VENUE_TIMEZONE = ZoneInfo("America/New_York")
 
+# The push endpoint's limits (webhook_app/bigtop.py PushedEvent). A collected event must fit them, or production
+# answers 422 and refuses its whole batch: free text is cut, a URL that cannot be sent is dropped, and an event whose
+# id is too long is skipped (a cut id would no longer be the venue's id).
+MAX_EXTERNAL_ID = 512
+MAX_TITLE = 1000
+MAX_DESCRIPTION = 50_000
+MAX_LOCATION = 1000
+MAX_URL = 2048
+MAX_CATEGORIES = 100
+MAX_CATEGORY = 200
+
 
 class IcsError(ValueError):
     """The file cannot be understood as an iCalendar file."""
@@ -31,6 +42,8 @@ class ParsedCalendar:
     occurrences: int
     fixes: list[str] = field(default_factory=list)
     skipped_vevents: list[str] = field(default_factory=list)
+    # occurrences left out because production could not take them (id too long), with the reason
+    skipped_events: list[str] = field(default_factory=list)
 
 
 def parse_ics(
@@ -78,6 +91,7 @@ def parse_ics(
         raise IcsError(f"cannot expand recurrences: {_first_line(error)}") from error
 
     events = []
+    skipped_events: list[str] = []
     for occurrence in occurrences:
         event = _normalise(
             occurrence,
@@ -86,11 +100,23 @@ def parse_ics(
             fallback_url=fallback_url,
             venue_timezone=venue_timezone,
         )
-        if window_start <= event["start_utc"] < window_end:
-            events.append(event)
+        if not window_start <= event["start_utc"] < window_end:
+            continue
+        if len(event["external_id"]) > MAX_EXTERNAL_ID:
+            skipped_events.append(
+                f"{event['external_id'][:80]}…: external_id of {len(event['external_id'])} characters "
+                f"(the endpoint takes at most {MAX_EXTERNAL_ID})"
+            )
+            continue
+        events.append(event)
     events.sort(key=lambda event: (event["start_utc"], event["external_id"]))
     return ParsedCalendar(
-        events=events, vevents=len(vevents), occurrences=len(occurrences), fixes=fixes, skipped_vevents=skipped
+        events=events,
+        vevents=len(vevents),
+        occurrences=len(occurrences),
+        fixes=fixes,
+        skipped_vevents=skipped,
+        skipped_events=skipped_events,
     )
 
 
@@ -159,14 +185,15 @@ def _normalise(
         original = occurrence.get("RECURRENCE-ID")
         original_start = to_utc(original.dt, venue_timezone) if original is not None else start
         external_id = f"{uid}/{original_start:%Y%m%dT%H%M%SZ}"
+    title = _text(occurrence.get("SUMMARY")) or (fallback_title or "").strip() or uid
     return {
         "external_id": external_id,
-        "title": _text(occurrence.get("SUMMARY")) or (fallback_title or "").strip() or uid,
+        "title": _cut(title, MAX_TITLE),
         "start_utc": start,
         "end_utc": end,
-        "description": _text(occurrence.get("DESCRIPTION")),
-        "location": _text(occurrence.get("LOCATION")),
-        "external_url": _http_url(occurrence.get("URL")) or fallback_url,
+        "description": _cut(_text(occurrence.get("DESCRIPTION")), MAX_DESCRIPTION),
+        "location": _cut(_text(occurrence.get("LOCATION")), MAX_LOCATION),
+        "external_url": _http_url(occurrence.get("URL")) or _http_url(fallback_url),
         "categories": _categories(occurrence.get("CATEGORIES")),
     }
 
@@ -197,9 +224,17 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _cut(text: str | None, limit: int) -> str | None:
+    # Cut text keeps no trailing blank: the endpoint strips it and an all-blank title would be empty.
+    return text[:limit].rstrip() if text is not None and len(text) > limit else text
+
+
 def _http_url(value: Any) -> str | None:
+    # A cut URL points elsewhere, so a URL too long to send is dropped rather than cut.
     text = _text(value)
-    return text if text and text.lower().startswith(("http://", "https://")) else None
+    if not text or len(text) > MAX_URL or not text.lower().startswith(("http://", "https://")):
+        return None
+    return text
 
 
 def _categories(value: Any) -> list[str] | None:
@@ -209,10 +244,10 @@ def _categories(value: Any) -> list[str] | None:
     names: list[str] = []
     for prop in properties:
         for category in getattr(prop, "cats", []):
-            name = str(category).strip()
+            name = _cut(str(category).strip(), MAX_CATEGORY)
             if name and name not in names:
                 names.append(name)
-    return names or None
+    return names[:MAX_CATEGORIES] or None
 
 
 def _first_line(error: Exception) -> str:

@@ -18,7 +18,12 @@ class BigTopPushConfig(dg.Config):
     limit: int | None = Field(default=None, ge=1, description="Push at most this many events (soonest first).")
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=MAX_BATCH_SIZE, description="Events per request.")
     future_only: bool = Field(default=False, description="Only events that have not ended yet.")
-    delay: float = Field(default=0.0, ge=0, description="Seconds to wait between batches.")
+    batch_delay: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds between batches. Not the seed's `delay`, which spaces the collector's .ics requests "
+        "(delay_s of bigtop_collect_job; --delay of the CLI).",
+    )
     dry_run: bool = Field(default=False, description="Log what would be sent; post nothing.")
 
 
@@ -51,7 +56,7 @@ def bigtop_push_to_production(
         events=selected,
         source_id=config.source_id,
         batch_size=config.batch_size,
-        delay=config.delay,
+        delay=config.batch_delay,
         report=context.log.info,
     )
     metadata = {**summary.as_metadata(), "selected": len(selected)}

@@ -1,9 +1,12 @@
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from ingest_platform.bigtop.ical import IcsError, parse_ics
+from ingest_platform.bigtop.push import event_payload
 from tests.fakes.bigtop_site import SiteEvent
+from webhook_app.bigtop import PushedEvent
 
 BASE = "https://www.bigtopbrewing.com"
 DECEMBER = {"window_start": datetime(2026, 12, 1, 5, tzinfo=UTC), "window_end": datetime(2027, 1, 1, 5, tzinfo=UTC)}
@@ -132,3 +135,71 @@ def test_floating_and_all_day_times_are_venue_time() -> None:
 def test_a_file_that_cannot_be_understood_raises_a_clear_error(text: str, problem: str) -> None:
     with pytest.raises(IcsError, match=problem):
         parse_ics(text, **DECEMBER)
+
+
+def one_event(*properties: str, uid: str = "odd@bigtopbrewing.com") -> str:
+    if not any(line.startswith("SUMMARY:") for line in properties):
+        properties = ("SUMMARY:Odd", *properties)
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "BEGIN:VEVENT", f"UID:{uid}"]
+    lines += ["DTSTART;TZID=America/New_York:20261205T200000", *properties, "END:VEVENT", "END:VCALENDAR"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def as_pushed(event: dict) -> PushedEvent:
+    """The event as production's endpoint reads it from the JSON the bridge sends; raises what would be a 422."""
+    return PushedEvent.model_validate_json(json.dumps(event_payload(event)))
+
+
+LONG_CATEGORIES = ",".join(f"{number:03d}" + "x" * 247 for number in range(150))
+
+
+@pytest.mark.parametrize(
+    ("prop", "field", "expected"),
+    [
+        pytest.param("SUMMARY:" + "T" * 1500, "title", "T" * 1000, id="title-cut-to-1000"),
+        pytest.param("SUMMARY:" + "T" * 999 + " " + "T" * 50, "title", "T" * 999, id="title-cut-without-blank"),
+        pytest.param("DESCRIPTION:" + "d" * 60_000, "description", "d" * 50_000, id="description-cut-to-50000"),
+        pytest.param("LOCATION:" + "L" * 1200, "location", "L" * 1000, id="location-cut-to-1000"),
+        pytest.param("URL:ftp://bigtopbrewing.com/x", "external_url", f"{BASE}/events/odd", id="ftp-url-dropped"),
+        pytest.param("URL:javascript:alert(1)", "external_url", f"{BASE}/events/odd", id="script-url-dropped"),
+        pytest.param(
+            "URL:https://www.bigtopbrewing.com/?" + "q" * 2100, "external_url", f"{BASE}/events/odd", id="long-url"
+        ),
+        pytest.param(
+            "CATEGORIES:" + LONG_CATEGORIES,
+            "categories",
+            [f"{number:03d}" + "x" * 197 for number in range(100)],
+            id="categories-100-of-200",
+        ),
+    ],
+)
+def test_collected_events_fit_the_push_endpoints_limits(prop: str, field: str, expected: object) -> None:
+    parsed = parse_ics(one_event(prop), fallback_url=f"{BASE}/events/odd", **DECEMBER)
+    (event,) = parsed.events
+    assert event[field] == expected
+    assert getattr(as_pushed(event), field) == expected
+
+
+def test_a_non_http_url_without_a_usable_fallback_is_left_out() -> None:
+    (event,) = parse_ics(one_event("URL:mailto:events@bigtopbrewing.com"), **DECEMBER).events
+    assert event["external_url"] is None
+    assert as_pushed(event).external_url is None
+
+
+def test_an_event_whose_id_is_too_long_is_skipped_and_named_and_its_neighbours_load() -> None:
+    long_uid = "u" * 513
+    text = one_event("SUMMARY:Too long", uid=long_uid).replace(
+        "END:VCALENDAR",
+        "BEGIN:VEVENT\r\nUID:fine@x\r\nDTSTART;TZID=America/New_York:20261206T200000\r\nSUMMARY:Fine\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR",
+    )
+    parsed = parse_ics(text, **DECEMBER)
+    assert [event["external_id"] for event in parsed.events] == ["fine@x"]
+    assert parsed.skipped_events == ["u" * 80 + "…: external_id of 513 characters (the endpoint takes at most 512)"]
+    assert parsed.skipped_vevents == []
+    as_pushed(parsed.events[0])
+
+
+def test_an_id_of_exactly_512_characters_is_kept() -> None:
+    (event,) = parse_ics(one_event("SUMMARY:Edge", uid="u" * 512), **DECEMBER).events
+    assert as_pushed(event).external_id == "u" * 512

@@ -1,10 +1,13 @@
-"""`ingest-platform bigtop push`: local SQLite platform → the real webhook app on loopback → PostgreSQL.
+"""`ingest-platform bigtop push`: the fake Big Top site → real Chromium → local SQLite platform → the real webhook app
+on loopback → PostgreSQL.
 
-The collector asset (bigtop/raw/collected_events) is built in parallel with the bridge; until it is merged, the
-collect step runs a stand-in asset under the same key, partitioned and configured as the issue describes it.
+Tests about collecting drive the real collector (bigtop/raw/collected_events through bigtop_collect_job) with
+Chromium, loopback-only, against the fake site; tests about push mechanics start from rows already in the local
+warehouse (`--no-collect`) and need no browser.
 """
 
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,18 +19,23 @@ import sqlalchemy as sa
 from ingest_platform.bigtop.bridge import COLLECTOR_KEY
 from ingest_platform.cli import build_parser, main
 from ingest_platform.cli.bigtop import run_push
+from ingest_platform.definitions import defs as platform_defs
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.settings import REPO_ROOT
 from ingest_platform.tags import BROWSER_RUN_TAGS
 from ingest_platform.warehouse.tables import events
 from tests.fakes.bigtop_production import BigTopProduction, SlowAfterLanding, Status, load_landed_batches
+from tests.fakes.bigtop_site import FakeBigTopSite, bigtop_site, chromium_for_tests, requires_chromium
 
 TOKEN = "cli-token-7d2e4b1a90"
 KEY = ["source_id", "external_id"]
 EVENT_COLUMNS = ["external_id", "title", "start_utc", "end_utc", "description", "location", "external_url"]
+VENUE = ZoneInfo("America/New_York")
+TOO_LONG_UID = "x" * 600 + "@bigtopbrewing.com"
 
 
 def collected_rows(count: int, *, title: str = "Bingo") -> list[dict]:
+    """Rows as an earlier collection left them in the local warehouse."""
     first = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     return [
         {
@@ -45,47 +53,46 @@ def collected_rows(count: int, *, title: str = "Bingo") -> list[dict]:
     ]
 
 
-class StandInCollectorConfig(dg.Config):
-    future_only: bool = False
-    limit: int | None = None
-    delay_s: float = 0.25
+def odd_ics(uid: str, start: datetime) -> str:
+    """An event no push endpoint would take as the venue wrote it: every free-text field over its limit."""
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        f"DTSTART;TZID=America/New_York:{start:%Y%m%dT%H%M%S}",
+        "SUMMARY:" + "Odd " * 400,
+        "DESCRIPTION:" + "d" * 60_000,
+        "LOCATION:" + "L" * 1500,
+        "URL:ftp://bigtopbrewing.com/odd",
+        "CATEGORIES:" + ",".join(f"c{number}" for number in range(150)),
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "\r\n".join(lines) + "\r\n"
 
 
-@dg.asset(
-    key=COLLECTOR_KEY,
-    group_name="bigtop",
-    partitions_def=dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=30, timezone="America/New_York"),
-    backfill_policy=dg.BackfillPolicy.single_run(),
-)
-def stand_in_collector(
-    context: dg.AssetExecutionContext, config: StandInCollectorConfig, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Writes what the real collector would have found on the site: 7 future events of source 5."""
-    result = warehouse.upsert(table=events, rows=collected_rows(7), key=KEY)
-    key_range = context.partition_key_range
-    return dg.MaterializeResult(
-        metadata={
-            "range": f"{key_range.start}..{key_range.end}",
-            "config": dg.MetadataValue.json(config.model_dump()),
-            **result.as_metadata(),
-        }
-    )
+@pytest.fixture
+def site() -> Iterator[FakeBigTopSite]:
+    """Six pushable events from tomorrow on (venue time), and one whose id production would refuse."""
+    tomorrow = datetime.now(VENUE).replace(hour=19, minute=0, second=0, microsecond=0, tzinfo=None) + timedelta(days=1)
+    with bigtop_site() as running:
+        running.add_event("trivia", "Trivia", tomorrow, tomorrow + timedelta(hours=2), rrule="FREQ=WEEKLY;COUNT=3")
+        running.add_event("open-mic", "Open Mic", tomorrow + timedelta(days=1), categories=["Music", "Open Mic"])
+        running.add_event("quirky", "Quirky", tomorrow + timedelta(days=2), venue_quirks=True)
+        running.add_event("odd", "Odd", tomorrow, raw_ics=odd_ics("odd@bigtopbrewing.com", tomorrow))
+        running.add_event("too-long-id", "Too long", tomorrow, raw_ics=odd_ics(TOO_LONG_UID, tomorrow))
+        yield running
 
 
-@dg.asset(key=COLLECTOR_KEY, group_name="bigtop")
-def challenged_collector() -> None:
-    raise RuntimeError("Cloudflare challenge on the page: HTTP 403")
-
-
-stand_in_collect_job = dg.define_asset_job(
-    "bigtop_collect_job", selection=[stand_in_collector], tags={**BROWSER_RUN_TAGS, "dagster/max_runtime": "1800"}
-)
-
-
-def with_collector() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[stand_in_collector], jobs=[stand_in_collect_job], resources={"warehouse": WarehouseResource()}
-    )
+def collecting_from(site: FakeBigTopSite) -> list[str]:
+    """The CLI's options that point the collector at the fake site, with the tests' loopback-only Chromium."""
+    browser = chromium_for_tests()
+    return [
+        *("--site-url", site.base_url, "--settle", "0", "--delay", "0"),
+        f"--chromium={browser.executable_path}",
+        *(f"--chromium-arg={switch}" for switch in browser.extra_args),
+    ]
 
 
 def without_collector() -> dg.Definitions:
@@ -105,12 +112,158 @@ def rows_of(warehouse: WarehouseResource) -> list[dict]:
 
 
 def push(*argv: str, defs: dg.Definitions | None = None) -> int:
-    return run_push(build_parser().parse_args(["bigtop", "push", *argv]), defs=defs or with_collector())
+    return run_push(build_parser().parse_args(["bigtop", "push", *argv]), defs=defs)
+
+
+def use_persistent_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
 
 
 @pytest.fixture
 def landing_dir(tmp_path: Path) -> Path:
     return tmp_path / "prod-landing"
+
+
+@requires_chromium
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "failures",
+    [
+        pytest.param([Status(503), Status(500)], id="5xx-twice"),
+        pytest.param([SlowAfterLanding(0.8), SlowAfterLanding(0.8)], id="timeout-twice"),
+    ],
+)
+def test_collect_from_the_site_push_and_load_into_postgres_loses_and_duplicates_nothing(
+    site: FakeBigTopSite,
+    landing_dir: Path,
+    pg_warehouse: WarehouseResource,
+    failures: list,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    with BigTopProduction(landing_dir, TOKEN, failures=failures) as production:
+        code = push(
+            *collecting_from(site),
+            *("--api-base", production.url, "--token", TOKEN, "--batch-size", "2"),
+            *("--timeout", "0.4", "--retry-backoff", "0.01"),
+        )
+        landed = production.landed_documents()
+    output = capsys.readouterr()
+
+    assert code == 0, output.err
+    assert site.requests_to("/graphql") and len(site.requests_to("/events/")) == 5
+    collected = rows_of(local())
+    assert sorted(row["external_id"] for row in collected) == sorted(
+        [
+            *(f"trivia@bigtopbrewing.com/{start:%Y%m%dT%H%M%SZ}" for start in trivia_starts(site)),
+            "open-mic@bigtopbrewing.com",
+            "quirky@bigtopbrewing.com",
+            "odd@bigtopbrewing.com",
+        ]
+    )
+    # The odd event went out cut to the endpoint's limits instead of costing its batch a 422.
+    odd = next(row for row in collected if row["external_id"] == "odd@bigtopbrewing.com")
+    assert (len(odd["title"]), len(odd["description"]), len(odd["location"])) == (999, 50_000, 1000)
+    assert odd["external_url"] == f"{site.base_url}/events/odd" and len(odd["categories"]) == 100
+    assert "events_skipped=1" in output.out
+    # A timed-out batch was durable already: production holds it twice, the load must still count it once.
+    assert len(landed) == 3 + (2 if isinstance(failures[0], SlowAfterLanding) else 0)
+    load_landed_batches(landing_dir, pg_warehouse)
+    assert rows_of(pg_warehouse) == collected
+    assert "6 events sent, 6 accepted; 3 batches, 0 failed" in output.out
+    assert output.out.count("-> HTTP 202") == 3 and "attempts: 3" in output.out
+    assert TOKEN not in output.out + output.err
+
+
+def trivia_starts(site: FakeBigTopSite) -> list[datetime]:
+    first = site.events["trivia"].start.replace(tzinfo=VENUE)
+    return [(first + timedelta(weeks=week)).astimezone(UTC) for week in range(3)]
+
+
+@requires_chromium
+def test_no_push_prod_collects_on_the_persistent_instance_with_the_cli_options(
+    site: FakeBigTopSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    use_persistent_instance(tmp_path, monkeypatch)
+
+    code = push(*collecting_from(site), "--no-push-prod", "--future-only", "--limit", "4")
+
+    output = capsys.readouterr()
+    assert code == 0, output.err
+    assert len(rows_of(local())) == 4
+    assert "--no-push-prod: 4 events of source 5 stay local; nothing posted" in output.out
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+        materialization = instance.get_latest_materialization_event(COLLECTOR_KEY).asset_materialization
+    assert run.is_success and run.job_name == "bigtop_collect_job"
+    assert run.tags.items() >= {**BROWSER_RUN_TAGS, "dagster/max_runtime": "1800"}.items()
+    assert run.tags["dagster/asset_partition_range_start"] == datetime.now(VENUE).date().isoformat()
+    # --delay is the seed's: the collector's spacing of .ics requests.
+    (op_config,) = run.run_config["ops"].values()
+    assert op_config["config"] == {
+        "base_url": site.base_url,
+        "settle_s": 0.0,
+        "delay_s": 0.0,
+        "future_only": True,
+        "limit": 4,
+    }
+    assert run.run_config["resources"]["browser"]["config"] == {
+        "executable_path": chromium_for_tests().executable_path,
+        "extra_args": chromium_for_tests().extra_args,
+    }
+    assert materialization.metadata["inserted"].value == 4
+    assert f"collected in run {run.run_id}" in output.out
+
+
+@requires_chromium
+def test_dry_run_collects_from_the_site_and_writes_and_posts_nothing(
+    site: FakeBigTopSite,
+    landing_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    use_persistent_instance(tmp_path, monkeypatch)
+    local().upsert(table=events, rows=collected_rows(1), key=KEY)
+    before = rows_of(local())
+    with BigTopProduction(landing_dir, TOKEN) as production:
+        code = push(
+            *collecting_from(site), "--dry-run", "--api-base", production.url, "--token", TOKEN, "--batch-size", "4"
+        )
+    output = capsys.readouterr()
+
+    assert code == 0, output.err
+    assert len(site.requests_to("/events/")) == 5, "the dry run collects from the site"
+    assert production.requests == [] and not landing_dir.exists()
+    assert rows_of(local()) == before
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_runs() == []
+    assert "dry run: 6 events of source 5 collected, in 2 batches of up to 4; nothing written, nothing posted" in (
+        output.out
+    )
+    assert "batch 2/2:" in output.out
+    assert output.out.count('"external_id": "trivia@bigtopbrewing.com/') == 3
+    assert '"external_id": "odd@bigtopbrewing.com"' in output.out
+    assert "skipped (the endpoint cannot take it): " + "x" * 80 + "…: external_id of 618 characters" in output.out
+
+
+@requires_chromium
+@pytest.mark.parametrize("mode", [[], ["--dry-run"]], ids=["push", "dry-run"])
+def test_a_challenge_stops_the_bridge_before_anything_is_written_or_posted(
+    site: FakeBigTopSite, mode: list[str], landing_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    local().upsert(table=events, rows=collected_rows(2), key=KEY)
+    before = rows_of(local())
+    site.page = "challenge"
+    with BigTopProduction(landing_dir, TOKEN) as production:
+        code = push(*collecting_from(site), *mode, "--api-base", production.url, "--token", TOKEN)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Cloudflare challenge" in err and "page" in err and "403" in err
+    assert production.requests == []
+    assert rows_of(local()) == before
 
 
 @pytest.mark.postgres
@@ -123,24 +276,22 @@ def landing_dir(tmp_path: Path) -> Path:
         pytest.param([SlowAfterLanding(0.8), SlowAfterLanding(0.8)], id="timeout-twice"),
     ],
 )
-def test_collect_push_and_load_into_postgres_loses_and_duplicates_nothing(
+def test_a_receiver_failing_twice_loses_and_duplicates_nothing(
     landing_dir: Path, pg_warehouse: WarehouseResource, failures: list, capsys: pytest.CaptureFixture
 ) -> None:
+    local().upsert(table=events, rows=collected_rows(7), key=KEY)
     with BigTopProduction(landing_dir, TOKEN, failures=failures) as production:
         code = push(
-            *("--api-base", production.url, "--token", TOKEN, "--batch-size", "3"),
+            *("--no-collect", "--api-base", production.url, "--token", TOKEN, "--batch-size", "3"),
             *("--timeout", "0.4", "--retry-backoff", "0.01"),
         )
         landed = production.landed_documents()
     output = capsys.readouterr()
 
     assert code == 0, output.err
-    collected = rows_of(local())
-    assert len(collected) == 7
-    # A timed-out batch was durable already: production holds it twice, the load must still count it once.
     assert len(landed) == 3 + (2 if failures and isinstance(failures[0], SlowAfterLanding) else 0)
     load_landed_batches(landing_dir, pg_warehouse)
-    assert rows_of(pg_warehouse) == collected
+    assert rows_of(pg_warehouse) == rows_of(local())
     assert "push bigtop-push-" in output.out and "7 events sent, 7 accepted; 3 batches, 0 failed" in output.out
     assert output.out.count("-> HTTP 202") == 3
     assert TOKEN not in output.out + output.err
@@ -175,43 +326,16 @@ def test_limit_and_future_only_select_what_is_pushed(landing_dir: Path) -> None:
     ]
 
 
-def test_collect_materializes_the_collector_on_the_persistent_instance(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-
-    code = push("--no-push-prod", "--future-only", "--limit", "40", "--delay", "0")
-
-    assert code == 0, capsys.readouterr().err
-    assert len(rows_of(local())) == 7
-    with dg.DagsterInstance.get() as instance:
-        (run,) = instance.get_runs()
-        materialization = instance.get_latest_materialization_event(COLLECTOR_KEY).asset_materialization
-    assert run.is_success
-    assert run.job_name == "bigtop_collect_job"
-    assert run.tags.items() >= {**BROWSER_RUN_TAGS, "dagster/max_runtime": "1800"}.items()
-    today_new_york = datetime.now(ZoneInfo("America/New_York")).date()
-    assert run.tags["dagster/asset_partition_range_start"] == today_new_york.isoformat()
-    # --delay paces the push's batches; the collector keeps its own pacing.
-    assert materialization.metadata["config"].value == {"future_only": True, "limit": 40, "delay_s": 0.25}
-    assert f"collected in run {run.run_id}" in capsys.readouterr().out
-
-
+@pytest.mark.parametrize("mode", [["--no-push-prod"], ["--dry-run"]], ids=["collect", "dry-run"])
 def test_collect_refuses_while_another_browser_run_is_in_progress(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    mode: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    use_persistent_instance(tmp_path, monkeypatch)
     with dg.DagsterInstance.get() as instance:
-        job = with_collector().resolve_implicit_global_asset_job_def()
+        job = platform_defs.resolve_job_def("bigtop_collect_job")
         busy = instance.create_run_for_job(job, tags=BROWSER_RUN_TAGS, status=dg.DagsterRunStatus.STARTED)
 
-    assert push("--no-push-prod") == 2
+    assert push(*mode) == 2
     assert f"browser run {busy.run_id} is started: one browser at a time" in capsys.readouterr().err
     assert rows_of(local()) == []
 
@@ -226,40 +350,20 @@ def test_missing_collector_fails_with_a_clear_message(landing_dir: Path, capsys:
     assert production.requests == []
 
 
-def test_a_failed_collection_stops_before_pushing(landing_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    local().upsert(table=events, rows=collected_rows(2), key=KEY)
-    failing = dg.Definitions(assets=[challenged_collector])
-    with BigTopProduction(landing_dir, TOKEN) as production:
-        code = push("--api-base", production.url, "--token", TOKEN, defs=failing)
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "the collector run " in err and "failed: RuntimeError: Cloudflare challenge on the page: HTTP 403" in err
-    assert production.requests == []
-
-
-def test_dry_run_prints_the_batches_and_collects_writes_and_posts_nothing(
+def test_dry_run_without_collecting_prints_what_the_local_warehouse_would_send(
     landing_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
     local().upsert(table=events, rows=collected_rows(3), key=KEY)
     before = rows_of(local())
     with BigTopProduction(landing_dir, TOKEN) as production:
-        code = push("--dry-run", "--api-base", production.url, "--token", TOKEN, "--batch-size", "2")
+        code = push("--dry-run", "--no-collect", "--api-base", production.url, "--token", TOKEN, "--batch-size", "2")
     out = capsys.readouterr().out
 
     assert code == 0
     assert production.requests == [] and not landing_dir.exists()
-    assert rows_of(local()) == before, "the stand-in collector would have added 4 events"
-    assert "dry run: 3 events of source 5 in 2 batches of up to 2; nothing collected, written or posted" in out
+    assert rows_of(local()) == before
+    assert "dry run: 3 events of source 5 in the local warehouse, in 2 batches of up to 2" in out
     assert out.count('"external_id": "collected-') == 3 and "batch 2/2:" in out
-
-
-def test_no_push_prod_collects_locally_and_posts_nothing(landing_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    with BigTopProduction(landing_dir, TOKEN) as production:
-        code = push("--no-push-prod", "--api-base", production.url, "--token", TOKEN)
-    assert code == 0
-    assert production.requests == []
-    assert len(rows_of(local())) == 7
-    assert "--no-push-prod: 7 events of source 5 stay local; nothing posted" in capsys.readouterr().out
 
 
 def test_refuses_to_run_with_env_production(
