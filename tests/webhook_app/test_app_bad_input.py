@@ -468,7 +468,9 @@ def test_rejections_are_audited_without_secrets_or_payload(data_dir: Path) -> No
     client = make_app(landing_dir).test_client()
 
     client.post(
-        "/ingest/events", json={"events": [{**VIEW, "userId": "user_secret_7"}]}, headers={"x-app-token": "bad"}
+        "/ingest/events",
+        json={"events": [{**VIEW, "userId": "user_secret_7"}]},
+        headers={"x-app-token": "wrong-token-value"},
     )
     body, headers = _signed(_stripe_event(), timestamp=1_700_000_000)
     client.post("/ingest/stripe/webhook", data=body, headers=headers)
@@ -482,5 +484,5 @@ def test_rejections_are_audited_without_secrets_or_payload(data_dir: Path) -> No
     ]
     assert all(len(record["ip_hash"]) == 64 for record in records)
     text = json.dumps(records)
-    for secret_or_personal in (APP_TOKEN, STRIPE_SECRET, "user_secret_7", "127.0.0.1", "bad"):
+    for secret_or_personal in (APP_TOKEN, STRIPE_SECRET, "user_secret_7", "127.0.0.1", "wrong-token-value"):
         assert secret_or_personal not in text
