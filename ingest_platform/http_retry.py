@@ -32,8 +32,11 @@ def retry_after_seconds(response: httpx.Response, *, now: datetime | None = None
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        # RFC 9110 says whole seconds; a fractional value is read as meant rather than ignored.
+        return max(0.0, float(value))
+    except ValueError:
+        pass
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

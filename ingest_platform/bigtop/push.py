@@ -10,7 +10,6 @@ nothing. The token only ever travels in the `Authorization` header; every line t
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import ipaddress
 import json
 import time
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ingest_platform.http_retry import retry_after_seconds
 from ingest_platform.warehouse.tables import events
 
 # httpx is imported on first use: loading the code location must stay cheap.
@@ -335,20 +335,8 @@ def _describe(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response, retry: RetryPolicy) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), retry.max_retry_after_seconds)
+    seconds = retry_after_seconds(response)
+    return None if seconds is None else min(seconds, retry.max_retry_after_seconds)
 
 
 def _progress_line(result: BatchResult, *, total: int) -> str:
