@@ -8,12 +8,7 @@ Each is run ROUNDS times, interleaved; the median is reported. Run: .venv/bin/py
 """
 
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import gunicorn
 from ingest_platform.bigtop.push import ENDPOINT_PATH, push_events, select_local_events, serialise_batch
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.tables import events
@@ -31,7 +27,6 @@ BATCH_SIZE = 500
 ROUNDS = 5
 WORKERS = 2
 TOKEN = "bench-token-not-a-secret"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def event_rows() -> list[dict]:
@@ -52,42 +47,6 @@ def event_rows() -> list[dict]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_gunicorn(landing_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "LANDING_DIR": str(landing_dir), "BIGTOP_INGEST_TOKEN": TOKEN}
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    command = [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS), "--log-level", "warning"]
-    server = subprocess.Popen(
-        [*command, "webhook_app:create_app()"],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    stop(server)
-    raise SystemExit("gunicorn did not come up within 30 s")
-
-
-def stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-
-
 def timed(action: Callable[[], None]) -> float:
     started = time.perf_counter()
     action()
@@ -105,10 +64,8 @@ def main() -> None:
         batches = [payloads[start : start + BATCH_SIZE] for start in range(0, EVENTS, BATCH_SIZE)]
         bodies = [serialise_batch(batch, source_id=5, run_id="bench-baseline") for batch in batches]
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = start_gunicorn(scratch_dir / "landing", port)
-        try:
+        env = {"LANDING_DIR": str(scratch_dir / "landing"), "BIGTOP_INGEST_TOKEN": TOKEN}
+        with gunicorn("webhook_app:create_app()", env=env, workers=WORKERS) as base:
 
             def baseline() -> None:
                 headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -135,8 +92,6 @@ def main() -> None:
             for _ in range(ROUNDS):
                 for name, action in (("baseline", baseline), ("push", push), ("bridge", bridge)):
                     times[name].append(timed(action))
-        finally:
-            stop(server)
 
     medians = {name: statistics.median(values) for name, values in times.items()}
     body_kib = sum(map(len, bodies)) / 1024

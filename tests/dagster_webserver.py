@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.common import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Next to the interpreter running the tests, so the webserver loads the same environment.
@@ -25,12 +26,6 @@ run_coordinator:
   module: dagster._core.run_coordinator.default_run_coordinator
   class: DefaultRunCoordinator
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.dagster_webserver import free_port
+from bench.common import free_port
 from webhook_app import create_app
 
 TOKEN = "rtarf-api-token-for-tests-0123456789"
