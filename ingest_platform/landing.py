@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SUFFIX = ".json"
 LOADED_DIR = "loaded"
 QUARANTINE_DIR = "quarantine"
 _NAME = re.compile(r"^(\d{20})-[A-Za-z0-9_-]{1,64}\.json$")
