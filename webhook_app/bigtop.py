@@ -3,22 +3,17 @@
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from flask import Blueprint, current_app, jsonify
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, with_config
+from typing_extensions import TypedDict
 
 from webhook_app.auth import require_bearer
+from webhook_app.errors import ApiError
+from webhook_app.landing import RawJson
 from webhook_app.openapi import Credential, documented
-from webhook_app.validation import json_body
+from webhook_app.validation import json_request_bytes, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -29,32 +24,36 @@ bp = Blueprint("bigtop", __name__, url_prefix="/api/ingest/bigtop")
 BIGTOP_BEARER = Credential("bigtopBearer", {"type": "http", "scheme": "bearer"})
 
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Categories = Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)]
+HttpUrlText = Annotated[
+    str, StringConstraints(max_length=2048, pattern=r"^(?i:https?)://"), Field(description="An http(s) URL.")
+]
 
 
-class PushedEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    external_id: Annotated[NonEmpty, StringConstraints(max_length=512)] = Field(description="The iCal UID.")
+# A TypedDict, not a model: a batch is 500 of these and the handler only needs them checked, not as objects. A
+# model instance and Python validators per event cost 0.5 ms a batch, most of what parsing the JSON costs.
+@with_config(ConfigDict(extra="forbid", strict=True))
+class PushedEvent(TypedDict):
+    external_id: Annotated[NonEmpty, StringConstraints(max_length=512), Field(description="The iCal UID.")]
     title: Annotated[NonEmpty, StringConstraints(max_length=1000)]
     start_utc: AwareDatetime
-    end_utc: AwareDatetime | None = None
-    description: Annotated[str, StringConstraints(max_length=50_000)] | None = None
-    location: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    external_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    categories: Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=100)] | None = None
+    end_utc: NotRequired[AwareDatetime | None]
+    description: NotRequired[Annotated[str, StringConstraints(max_length=50_000)] | None]
+    location: NotRequired[Annotated[str, StringConstraints(max_length=1000)] | None]
+    external_url: NotRequired[HttpUrlText | None]
+    categories: NotRequired[Categories | None]
 
-    @field_validator("external_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value
 
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> "PushedEvent":
-        if self.end_utc is not None and self.end_utc < self.start_utc:
-            raise ValueError("end_utc is before start_utc")
-        return self
+def ends_before_start(events: list[PushedEvent]) -> list[dict[str, str]]:
+    """A 422 field problem for each event whose end_utc is before its start_utc.
+
+    Checked after validation in one loop: a validator per event would cost a tenth of the validation.
+    """
+    return [
+        {"field": f"events.{position}.end_utc", "problem": "end_utc is before start_utc"}
+        for position, event in enumerate(events)
+        if event.get("end_utc") is not None and event["end_utc"] < event["start_utc"]
+    ]
 
 
 class PushBatch(BaseModel):
@@ -83,8 +82,15 @@ class PushAccepted(BaseModel):
 def push_events():
     require_bearer("BIGTOP_INGEST_TOKEN", disabled_error="ingest_disabled")
     received_at = datetime.now(UTC)
-    batch = json_body(PushBatch)
+    body = json_request_bytes()
+    batch = parse_json(PushBatch, body)
+    if problems := ends_before_start(batch.events):
+        raise ApiError(422, "validation_failed", "The body does not match the schema.", problems)
     request_id = uuid.uuid4().hex
-    current_app.extensions["landing"].land(stream=STREAM, request_id=request_id, received_at=received_at, payload=batch)
+    # The client's own bytes, once they validate: no re-serialisation, and the raw layer keeps exactly what was sent.
+    # The loader applies the model's normalisation (stripped ids and titles, source_id's default) when it reads them.
+    current_app.extensions["landing"].land(
+        stream=STREAM, request_id=request_id, received_at=received_at, payload=RawJson(body)
+    )
     log.info("landed bigtop batch run_id=%s events=%d request_id=%s", batch.run_id, len(batch.events), request_id)
     return jsonify({"accepted": len(batch.events), "request_id": request_id}), 202

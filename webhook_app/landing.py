@@ -17,6 +17,10 @@ from pydantic import BaseModel
 TMP_DIR = ".tmp"
 
 
+class RawJson(bytes):
+    """A payload that is already one JSON document (a validated request body): landed as it is."""
+
+
 class LandingUnavailable(Exception):
     """The landing zone could not store a request durably; the client gets a 503 and retries."""
 
@@ -28,37 +32,40 @@ class LandingWriter:
     def land(self, *, stream: str, request_id: str, received_at: datetime, payload: Any) -> Path:
         """Write one accepted request; returns its final path only once it is durable.
 
-        `payload` is JSON-serialisable data, or a pydantic model (serialised by pydantic-core, several times faster
-        than dumping it to Python and then to JSON).
+        `payload` is JSON-serialisable data, a pydantic model (serialised by pydantic-core, several times faster
+        than dumping it to Python and then to JSON), or `RawJson`.
         """
-        if isinstance(payload, BaseModel):
+        if isinstance(payload, RawJson):
+            payload_json = payload
+        elif isinstance(payload, BaseModel):
             payload_json = payload.model_dump_json().encode()
         else:
             payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         envelope = json.dumps(
             {"stream": stream, "request_id": request_id, "received_at": received_at.isoformat()}, separators=(",", ":")
         ).encode()
-        # The envelope's closing brace gives way to the payload member: one document, without re-encoding the payload.
-        body = b"".join((envelope[:-1], b',"payload":', payload_json, b"}"))
+        # The envelope's closing brace gives way to the payload member: one document, without re-encoding the payload
+        # or copying it into one buffer.
+        parts = (envelope[:-1] + b',"payload":', payload_json, b"}")
         try:
-            return self._write(stream, request_id, body)
+            return self._write(stream, request_id, parts)
         except OSError as error:
             raise LandingUnavailable(f"{stream}: {error.strerror or error}") from error
 
-    def _write(self, stream: str, request_id: str, body: bytes) -> Path:
+    def _write(self, stream: str, request_id: str, parts: tuple[bytes, ...]) -> Path:
         stream_dir = self.root / stream
-        tmp_dir = stream_dir / TMP_DIR
-        if not tmp_dir.is_dir():
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(stream_dir)
-            _fsync_dir(self.root)
-        tmp_path = tmp_dir / f"{request_id}.tmp"
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        tmp_path = stream_dir / TMP_DIR / f"{request_id}.tmp"
+        try:
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileNotFoundError:
+            self._create_stream_dirs(stream_dir)
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             try:
-                view = memoryview(body)
-                while view:
-                    view = view[os.write(fd, view) :]
+                for part in parts:
+                    view = memoryview(part)
+                    while view:
+                        view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -69,6 +76,11 @@ class LandingWriter:
             raise
         _fsync_dir(stream_dir)
         return final_path
+
+    def _create_stream_dirs(self, stream_dir: Path) -> None:
+        (stream_dir / TMP_DIR).mkdir(parents=True, exist_ok=True)
+        _fsync_dir(stream_dir)
+        _fsync_dir(self.root)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -16,7 +16,7 @@ from webhook_app.app_common import land_accepted
 from webhook_app.auth import required_secrets
 from webhook_app.errors import ApiError
 from webhook_app.openapi import Credential, documented
-from webhook_app.validation import parse_json, require_json_content_type
+from webhook_app.validation import json_request_bytes, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ class StripeReceived(BaseModel):
 )
 def stripe_webhook():
     secrets = required_secrets(SIGNING_KEY_VARIABLE, disabled_error="stripe_disabled")
-    require_json_content_type()
-    body = request.get_data(cache=False)
+    body = json_request_bytes()
     audit.set_actor(_verified_signer(body, secrets))
     event = parse_json(StripeEvent, body)
     handled = event.type in HANDLED_TYPES

@@ -4,6 +4,7 @@ from typing import TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from webhook_app.errors import ApiError, validation_fields
 
@@ -11,9 +12,26 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def json_body(model: type[Model]) -> Model:
+    return parse_json(model, json_request_bytes())
+
+
+def json_request_bytes() -> bytes:
+    """The body of a request that says it is JSON (415 otherwise), not yet parsed; 413 over MAX_CONTENT_LENGTH."""
     require_json_content_type()
-    # Reading the body enforces MAX_CONTENT_LENGTH: a larger body raises 413 before it is buffered.
-    return parse_json(model, request.get_data(cache=False))
+    length = request.content_length
+    if length is not None and request.environ.get("wsgi.input_terminated"):
+        # The server (gunicorn) ends the input at Content-Length, so the body is read whole. get_data() would pass
+        # it through werkzeug's size-limiting wrapper, whose copies cost a 250 KB batch 0.25 ms, a tenth of the
+        # handler's CPU time.
+        if request.max_content_length is not None and length > request.max_content_length:
+            raise RequestEntityTooLarge()
+        return request.environ["wsgi.input"].read(length)
+    # A declared length over MAX_CONTENT_LENGTH raises 413 here, before anything is buffered.
+    body = request.get_data(cache=False)
+    if request.max_content_length is not None and len(body) >= request.max_content_length:
+        # werkzeug cuts a chunked body off at the limit without saying so; one that reaches it is too large.
+        raise RequestEntityTooLarge()
+    return body
 
 
 def require_json_content_type() -> None:

@@ -3,10 +3,10 @@ the events the browser collector reads from the venue's site (seed 001); both la
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from ingest_platform.bigtop.challenge import ChallengeError
 from ingest_platform.bigtop.collector import (
@@ -32,12 +32,13 @@ EVENT_KEY = ["source_id", "external_id"]
 
 
 class LandedEvent(BaseModel):
-    """An event as the webhook app validated it; re-checked here because a landed file may be damaged."""
+    """An event as the client sent it and the webhook app validated it, re-checked here because a landed file may be
+    damaged; the app lands the body unchanged, so its normalisation (stripped id and title) happens here."""
 
     model_config = ConfigDict(extra="ignore")
 
-    external_id: str
-    title: str
+    external_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
     start_utc: AwareDatetime
     end_utc: AwareDatetime | None = None
     description: str | None = None
@@ -49,7 +50,7 @@ class LandedEvent(BaseModel):
 class LandedPush(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    source_id: int
+    source_id: int = BIGTOP_SOURCE_ID
     events: list[LandedEvent]
 
 

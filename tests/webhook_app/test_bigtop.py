@@ -33,12 +33,21 @@ def test_accepts_a_batch_and_lands_it_durably(client, landing_dir) -> None:
     assert document["payload"]["source_id"] == 5
 
 
-def test_source_id_defaults_to_big_top(client, landing_dir) -> None:
+def test_source_id_may_be_left_out(client, landing_dir) -> None:
     body = batch()
     del body["source_id"]
     assert client.post(URL, json=body, headers=AUTH).status_code == 202
+    assert len(landed_files(landing_dir)) == 1
+
+
+def test_the_landed_payload_is_the_body_exactly_as_sent(client, landing_dir) -> None:
+    # Padded id and title and pretty-printed JSON: the raw layer keeps the client's bytes; the loader normalises.
+    sent = json.dumps(batch(events=[event(external_id="  uid-1  ", title=" Trivia ")]), indent=2).encode()
+    response = client.post(URL, data=sent, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 202
     (landed,) = landed_files(landing_dir)
-    assert json.loads(landed.read_text())["payload"]["source_id"] == 5
+    assert landed.read_bytes().endswith(b'"payload":' + sent + b"}")
+    assert json.loads(landed.read_bytes())["payload"] == json.loads(sent)
 
 
 def test_names_sort_in_arrival_order(client, landing_dir) -> None:
@@ -132,7 +141,7 @@ def field_names(response) -> list[str]:
             {"json": batch(events=[event(end_utc="2026-03-05T22:00:00Z")]), "headers": AUTH},
             422,
             "validation_failed",
-            ["events.0"],
+            ["events.0.end_utc"],
             id="ends-before-start",
         ),
         pytest.param(
@@ -167,6 +176,17 @@ def test_rejects_bad_requests_and_lands_nothing(
     assert response.json["error"] == error
     assert response.json["detail"]
     assert field_names(response) == fields
+    assert landed_files(landing_dir) == []
+
+
+def test_every_event_ending_before_it_starts_is_named(client, landing_dir) -> None:
+    early = "2026-03-05T22:00:00Z"
+    events = [event(external_id="a", end_utc=early), event(external_id="b"), event(external_id="c", end_utc=early)]
+    response = client.post(URL, json=batch(events=events), headers=AUTH)
+    assert response.status_code == 422
+    assert response.json["fields"] == [
+        {"field": f"events.{position}.end_utc", "problem": "end_utc is before start_utc"} for position in (0, 2)
+    ]
     assert landed_files(landing_dir) == []
 
 

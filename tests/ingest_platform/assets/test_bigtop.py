@@ -87,6 +87,20 @@ def test_changed_title_counts_as_updated(warehouse, landing_dir) -> None:
     assert titles(warehouse) == {"a": "Quiz night"}
 
 
+def test_the_loader_normalises_the_body_as_the_endpoint_validated_it(warehouse, landing_dir) -> None:
+    # The webhook app lands the client's bytes; stripping and source_id's default happen here, so a padded replay of
+    # the same event is the same row.
+    padded = bigtop_batch(bigtop_event("  a  ", title=" Trivia night "))
+    del padded["source_id"]
+    materialize(warehouse, landing_dir, [land(landing_dir, STREAM, padded, at_ns=DAY_NS)])
+    replay = materialize(warehouse, landing_dir, [land(landing_dir, STREAM, bigtop_batch(bigtop_event("a")))])
+    assert (replay["inserted"], replay["unchanged"]) == (0, 1)
+    with warehouse.engine.connect() as connection:
+        assert connection.execute(sa.select(events.c.source_id, events.c.external_id, events.c.title)).all() == [
+            (5, "a", "Trivia night")
+        ]
+
+
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
