@@ -7,7 +7,9 @@ loopback as is; 50 ms stands in for the real site's round trip) it times, altern
   browser  collect(): launch Chromium, open the page, GraphQL, N .ics through the page, parse, close
   httpx    the same N .ics URLs with one httpx.Client and the same number in flight (fetch only)
   httpx+p  the same plus the same iCal parsing, so the difference is the browser alone
-and prints the medians and the ratios browser/httpx (the goal is <= 1.5x) and browser/httpx+p.
+  start-up Chromium launched and closed with nothing fetched: the browser's fixed cost
+and prints the medians and the ratios browser/httpx (the goal is <= 1.5x), browser/httpx+p and start-up/httpx (a
+floor no collection through Chromium can go under on this machine).
 """
 
 import argparse
@@ -51,6 +53,11 @@ def browser_run(site: FakeBigTopSite, in_flight: int) -> int:
     return len(collection.events)
 
 
+def start_up_run() -> int:
+    with chromium_for_tests().session():
+        return 0
+
+
 def httpx_run(site: FakeBigTopSite, in_flight: int, *, parse: bool) -> int:
     urls = [site.options().ics_url(slug) for slug in site.events]
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(max_workers=in_flight) as pool:
@@ -75,23 +82,24 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"{args.events} events, {args.in_flight} in flight, delay 0, median of {args.repeat}")
-    header = ("latency", "browser s", "httpx s", "httpx+p s", "browser/httpx", "browser/httpx+p")
-    print("{:>9} {:>10} {:>8} {:>10} {:>14} {:>16}".format(*header))
+    header = ("latency", "browser s", "httpx s", "httpx+p s", "start-up s", "browser/httpx", "browser/httpx+p")
+    print("{:>9} {:>10} {:>8} {:>10} {:>11} {:>14} {:>16} {:>16}".format(*header, "start-up/httpx"))
     with bigtop_site() as site:
         populate(site, args.events)
         for latency_ms in args.latency_ms:
             site.ics_latency_s = latency_ms / 1000
-            times: dict[str, list[float]] = {"browser": [], "httpx": [], "httpx+p": []}
+            times: dict[str, list[float]] = {"browser": [], "httpx": [], "httpx+p": [], "start-up": []}
             for _ in range(args.repeat):
                 elapsed, count = timed(lambda: browser_run(site, args.in_flight))
                 assert count == args.events, f"browser collected {count} events"
                 times["browser"].append(elapsed)
                 times["httpx"].append(timed(lambda: httpx_run(site, args.in_flight, parse=False))[0])
                 times["httpx+p"].append(timed(lambda: httpx_run(site, args.in_flight, parse=True))[0])
-            browser, plain, parsed = (statistics.median(times[name]) for name in ("browser", "httpx", "httpx+p"))
+                times["start-up"].append(timed(start_up_run)[0])
+            browser, plain, parsed, start_up = (statistics.median(values) for values in times.values())
             print(
-                f"{latency_ms:>7g}ms {browser:>10.2f} {plain:>8.2f} {parsed:>10.2f} "
-                f"{browser / plain:>13.2f}x {browser / parsed:>15.2f}x"
+                f"{latency_ms:>7g}ms {browser:>10.2f} {plain:>8.2f} {parsed:>10.2f} {start_up:>11.2f} "
+                f"{browser / plain:>13.2f}x {browser / parsed:>15.2f}x {start_up / plain:>15.2f}x"
             )
 
 
