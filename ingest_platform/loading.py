@@ -1,21 +1,23 @@
 """Load a batch of landing files into the warehouse: the step every landing-fed asset shares."""
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import sqlalchemy as sa
 from pydantic import ValidationError
 
 from ingest_platform.landing import LandingFileError
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.warehouse.tables import landing_ledger
-from ingest_platform.warehouse.upsert import UpsertResult, upsert
+from ingest_platform.warehouse.result import UpsertResult
+
+# SQLAlchemy and the tables are imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 RowsFromDocument = Callable[[Mapping[str, Any]], list[dict[str, Any]]]
 # Writes a batch's rows in the load's transaction: the table's result and any figures worth reporting.
-WriteRows = Callable[[sa.Connection, list[dict[str, Any]]], tuple[UpsertResult, dict[str, Any]]]
+WriteRows = Callable[["sa.Connection", list[dict[str, Any]]], tuple[UpsertResult, dict[str, Any]]]
 
 
 class LandingBatchConfig(dg.Config):
@@ -33,7 +35,7 @@ def load_landing_files(
     landing: LandingZoneResource,
     warehouse: WarehouseResource,
     rows_from_document: RowsFromDocument,
-    table: sa.Table | None = None,
+    table: "sa.Table | None" = None,
     key: Sequence[str] = (),
     write_rows: WriteRows | None = None,
 ) -> dg.MaterializeResult:
@@ -44,6 +46,9 @@ def load_landing_files(
     one that cannot be parsed goes to quarantine with its reason and the batch goes on. Loaded files move to the
     archive only after the commit.
     """
+    from ingest_platform.warehouse.tables import landing_ledger
+    from ingest_platform.warehouse.upsert import upsert
+
     if write_rows is None:
         if table is None or not key:
             raise ValueError("load_landing_files needs either table and key or write_rows")
@@ -96,14 +101,20 @@ def load_landing_files(
     )
 
 
-def _upsert_into(table: sa.Table, key: Sequence[str]) -> WriteRows:
-    def write(connection: sa.Connection, rows: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+def _upsert_into(table: "sa.Table", key: Sequence[str]) -> WriteRows:
+    from ingest_platform.warehouse.upsert import upsert
+
+    def write(connection: "sa.Connection", rows: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
         return upsert(connection, table, rows, key=key), {}
 
     return write
 
 
 def _ledgered(warehouse: WarehouseResource, stream: str, names: list[str]) -> set[str]:
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import landing_ledger
+
     if not names:
         return set()
     query = sa.select(landing_ledger.c.file_name).where(

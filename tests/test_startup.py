@@ -1,7 +1,7 @@
 """Loading the code location stays cheap: every run and every UI reload pays for what its modules import.
 
-The clients of the external parties are imported where a run uses them; this guards against a module-level import
-of one of them creeping back (bench/startup.py measures the cost itself).
+The clients of the external parties and SQLAlchemy (most of the load time otherwise) are imported where a run uses
+them; this guards against a module-level import of one of them creeping back (bench/startup.py measures the cost).
 """
 
 import json
@@ -21,6 +21,7 @@ DEFERRED_LIBRARIES = (
     "recurring_ical_events",
     "redis",
     "requests",
+    "sqlalchemy",
     "stripe",
 )
 
@@ -32,7 +33,7 @@ print(json.dumps(sorted({name.partition(".")[0] for name in sys.modules})))
 """
 
 
-def test_loading_definitions_imports_no_client_library():
+def test_loading_definitions_imports_no_client_library_nor_sqlalchemy():
     # A fresh interpreter: this test process has long imported all of them.
     completed = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", PROBE], cwd=REPO, capture_output=True, text=True, check=True

@@ -25,7 +25,8 @@ from ingest_platform.resources.browser import BrowserError, BrowserResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.tags import BROWSER_RUN_TAGS, BROWSER_TAG_KEY, BROWSER_TAG_VALUE
-from ingest_platform.warehouse.tables import events
+
+# The tables (and SQLAlchemy with them) are imported on first use: loading the code location must stay cheap.
 
 PUSH_STREAM = "bigtop_events"
 EVENT_KEY = ["source_id", "external_id"]
@@ -76,6 +77,8 @@ def bigtop_pushed_events(
     landing: LandingZoneResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    from ingest_platform.warehouse.tables import events
+
     return load_landing_files(
         context,
         config=config,

@@ -13,13 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 from pydantic import Field
 
 from ingest_platform.resources.elasticsearch import ElasticsearchResource, ScanStats
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.warehouse.tables import rtarf_events, rtarf_rejected_events
-from ingest_platform.warehouse.upsert import UpsertResult, upsert
+from ingest_platform.warehouse.result import UpsertResult
+
+# SQLAlchemy and the tables are imported on first use: loading the code location must stay cheap.
 
 ASSET_KEY = dg.AssetKey(["rtarf", "raw", "events"])
 EVENT_KEY = ["es_id"]
@@ -276,6 +276,11 @@ def _load_page(
     previously_rejected: set[str],
     totals: SyncTotals,
 ) -> None:
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import rtarf_events, rtarf_rejected_events
+    from ingest_platform.warehouse.upsert import upsert
+
     rows: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     for hit in hits:
@@ -308,6 +313,10 @@ def _load_page(
 
 
 def _last_loaded(warehouse: WarehouseResource, day: date) -> datetime | None:
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import rtarf_events
+
     start = datetime.combine(day, datetime.min.time(), UTC)
     column = rtarf_events.c.event_timestamp
     with warehouse.begin() as connection:
@@ -317,6 +326,10 @@ def _last_loaded(warehouse: WarehouseResource, day: date) -> datetime | None:
 
 
 def _rejected_ids(warehouse: WarehouseResource, partition_day: str) -> set[str]:
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import rtarf_rejected_events
+
     with warehouse.begin() as connection:
         return set(
             connection.execute(

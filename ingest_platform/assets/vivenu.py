@@ -14,18 +14,16 @@ from ingest_platform.resources.vivenu import VivenuError, VivenuResource, valida
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.vivenu_sync import (
     TICKET_KEY,
-    DeliveryLedger,
     DeliveryOutcome,
     DeliverySettings,
-    LeaseHeldError,
     deliver,
-    region_progress,
     select_tickets,
     split_partition_key,
-    stored_tickets,
     ticket_row,
 )
-from ingest_platform.warehouse.tables import vivenu_tickets as vivenu_tickets_table
+
+# The tables and the ledger (and SQLAlchemy with them) are imported on first use: loading the code location must
+# stay cheap.
 
 vivenu_events = dg.DynamicPartitionsDefinition(name="vivenu_events")
 
@@ -62,6 +60,8 @@ def vivenu_tickets(
     vivenu: VivenuResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
+    from ingest_platform.warehouse.tables import vivenu_tickets as vivenu_tickets_table
+
     region, event_id = partition_parts(context)
 
     def on_page(fetched: int, total: int) -> None:
@@ -137,6 +137,8 @@ class CharityDeliveryConfig(dg.Config):
 def vivenu_charity_webhooks(
     context: dg.AssetExecutionContext, config: CharityDeliveryConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
+    from ingest_platform.vivenu_ledger import DeliveryLedger, LeaseHeldError, region_progress, stored_tickets
+
     region, event_id = partition_parts(context)
     settings = config.settings()
     with warehouse.engine.connect() as connection:

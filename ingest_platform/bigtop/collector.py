@@ -24,8 +24,9 @@ from ingest_platform.resources.browser import (
     FetchResult,
 )
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.warehouse.tables import events as events_table
-from ingest_platform.warehouse.upsert import UpsertResult
+from ingest_platform.warehouse.result import UpsertResult
+
+# The tables (and SQLAlchemy with them) are imported on first use: loading the code location must stay cheap.
 
 BIGTOP_SOURCE_ID = 5
 DEFAULT_BASE_URL = "https://www.bigtopbrewing.com"
@@ -226,6 +227,8 @@ def load_events(
     *, warehouse: WarehouseResource, events: Sequence[Mapping[str, Any]], source_id: int = BIGTOP_SOURCE_ID
 ) -> UpsertResult:
     """Upsert collected events into `events` by (source_id, external_id), the push loader's row shape."""
+    from ingest_platform.warehouse.tables import events as events_table
+
     rows = [{"source_id": source_id, **{name: event[name] for name in EVENT_COLUMNS}} for event in events]
     if not rows:
         return UpsertResult()

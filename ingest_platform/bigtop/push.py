@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from ingest_platform.http_retry import retry_after_seconds
-from ingest_platform.warehouse.tables import events
 
-# httpx is imported on first use: loading the code location must stay cheap.
+# httpx and SQLAlchemy are imported on first use: loading the code location must stay cheap.
 if TYPE_CHECKING:
     import httpx
+    import sqlalchemy as sa
 
 BIGTOP_SOURCE_ID = 5
 MAX_BATCH_SIZE = 500
@@ -78,6 +76,10 @@ def select_local_events(
     `future_only` keeps events that have not ended yet (start or end at or after `now`), so one that is running
     still goes out with its latest details.
     """
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import events
+
     query = (
         sa.select(*(events.c[name] for name in EVENT_FIELDS))
         .where(events.c.source_id == source_id)

@@ -4,21 +4,26 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import sqlalchemy as sa
 from pydantic import Field
 
 from ingest_platform import settings
-from ingest_platform.warehouse import UpsertResult, upgrade, upsert
+from ingest_platform.warehouse.result import UpsertResult
 
-_engines: dict[str, sa.Engine] = {}
+# SQLAlchemy is imported on first use: loading the code location must stay cheap.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+_engines: dict[str, "sa.Engine"] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(url: str) -> sa.Engine:
+def engine_for(url: str) -> "sa.Engine":
     """One engine per URL per process, migrated to the latest schema before its first use."""
+    from ingest_platform.warehouse.migrate import upgrade
+
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
@@ -35,7 +40,9 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str) -> "sa.Engine":
+    import sqlalchemy as sa
+
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)
@@ -72,7 +79,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return settings.database_url()
 
     @property
-    def engine(self) -> sa.Engine:
+    def engine(self) -> "sa.Engine":
         return engine_for(self.url)
 
     @property
@@ -80,7 +87,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return self.engine.dialect.name
 
     @contextmanager
-    def begin(self) -> Iterator[sa.Connection]:
+    def begin(self) -> Iterator["sa.Connection"]:
         """A connection in a transaction that commits on success and rolls back on error."""
         with self.engine.begin() as connection:
             yield connection
@@ -88,12 +95,14 @@ class WarehouseResource(dg.ConfigurableResource):
     def upsert(
         self,
         *,
-        table: sa.Table,
+        table: "sa.Table",
         rows: Iterable[Mapping[str, Any]],
         key: Sequence[str],
-        connection: sa.Connection | None = None,
+        connection: "sa.Connection | None" = None,
     ) -> UpsertResult:
         """Bulk insert-or-update by natural key; in `connection`'s transaction when given, else its own."""
+        from ingest_platform.warehouse.upsert import upsert
+
         if connection is not None:
             return upsert(connection, table, rows, key=key)
         with self.begin() as own_connection:

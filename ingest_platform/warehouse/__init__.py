@@ -1,6 +1,4 @@
-"""The warehouse: table definitions, migrations and the bulk upsert every loader goes through."""
+"""The warehouse: table definitions, migrations and the bulk upsert every loader goes through.
 
-from ingest_platform.warehouse.migrate import upgrade
-from ingest_platform.warehouse.upsert import UpsertResult, upsert
-
-__all__ = ["UpsertResult", "upgrade", "upsert"]
+The package imports none of its modules, so that `result` comes without SQLAlchemy.
+"""

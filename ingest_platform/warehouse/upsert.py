@@ -9,37 +9,17 @@ import io
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from ingest_platform.warehouse.result import UpsertResult
+
 # Columns the merge maintains itself: set to now() whenever a row really changes.
 TOUCH_COLUMN = "updated_at"
 
 _staging_names = itertools.count()
-
-
-@dataclass(frozen=True)
-class UpsertResult:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-    @property
-    def rows(self) -> int:
-        return self.inserted + self.updated + self.unchanged
-
-    def __add__(self, other: "UpsertResult") -> "UpsertResult":
-        return UpsertResult(
-            self.inserted + other.inserted,
-            self.updated + other.updated,
-            self.unchanged + other.unchanged,
-        )
-
-    def as_metadata(self) -> dict[str, int]:
-        return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
 
 
 def upsert(

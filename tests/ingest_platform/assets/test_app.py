@@ -8,6 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ingest_platform.app_documents import fold_donation
+from ingest_platform.app_loading import serialize_writers
 from ingest_platform.assets import app as app_assets
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
@@ -212,9 +214,9 @@ def test_donation_status_never_moves_backwards(client, landing_dir, warehouse, e
 def test_donation_fold_is_the_same_in_every_arrival_order() -> None:
     events = [_checkout(at=T0), _succeeded(at=T0), _refunded(200, T0), _refunded(500, T0), _failed(at=T0)]
     stored = [(datetime.fromtimestamp(event["created"], tz=UTC), event["id"], event["type"], event) for event in events]
-    results = {repr(app_assets.fold_donation("pi_1", list(order))) for order in itertools.permutations(stored)}
+    results = {repr(fold_donation("pi_1", list(order))) for order in itertools.permutations(stored)}
     [result] = results
-    folded = app_assets.fold_donation("pi_1", stored)
+    folded = fold_donation("pi_1", stored)
     assert (
         folded["status"],
         folded["amount_refunded"],
@@ -391,14 +393,14 @@ def test_concurrent_loads_of_a_stream_take_turns(warehouse: WarehouseResource) -
 
     def first_run() -> None:
         with warehouse.begin() as connection:
-            app_assets.serialize_writers(connection, "stripe_events")
+            serialize_writers(connection, "stripe_events")
             holding.set()
             release.wait(10)
             order.append("first run commits")
 
     def second_run() -> None:
         with warehouse.begin() as connection:
-            app_assets.serialize_writers(connection, "stripe_events")
+            serialize_writers(connection, "stripe_events")
             order.append("second run writes")
 
     first = threading.Thread(target=first_run)

@@ -210,7 +210,7 @@ def test_a_hanging_receiver_times_out_and_the_other_tickets_go_on(
 
 
 def test_a_second_run_of_the_same_event_waits_for_the_lease(warehouse: WarehouseResource) -> None:
-    from ingest_platform.vivenu_sync import DeliveryLedger, LeaseHeldError
+    from ingest_platform.vivenu_ledger import DeliveryLedger, LeaseHeldError
 
     def ledger_of(run_id: str) -> DeliveryLedger:
         return DeliveryLedger(

@@ -1,0 +1,302 @@
+"""The Ingest Service loaders' warehouse work: the writes with their last-line dedups, the donations, the checks.
+
+The assets and checks (assets/app.py) import it when they run: it brings SQLAlchemy, which loading the code
+location does without.
+"""
+
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+from ingest_platform.app_documents import (
+    AUDIT_STREAM,
+    CRAWL_STREAM,
+    EVENTS_STREAM,
+    STRIPE_STREAM,
+    crawl_document,
+    event_document,
+    fold_donation,
+    rejection_document,
+    stripe_document,
+)
+from ingest_platform.loading import LandingBatchConfig, load_landing_files
+from ingest_platform.resources.landing import LandingZoneResource
+from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.warehouse.result import UpsertResult
+from ingest_platform.warehouse.tables import (
+    app_events,
+    audit_log,
+    crawl_items,
+    donations,
+    landing_ledger,
+    stripe_events,
+)
+from ingest_platform.warehouse.upsert import upsert
+
+# Keep in step with the webhook app's APP_VIEW_DEDUP_SECONDS: stored VIEWs of one rule from one client IP are
+# at least this far apart.
+VIEW_WINDOW = timedelta(minutes=10)
+# Bound on the values of one IN (...) list, far below SQLite's and PostgreSQL's limits.
+_IN_CHUNK = 1_000
+
+
+def load_stream(
+    context: dg.AssetExecutionContext,
+    *,
+    stream: str,
+    config: LandingBatchConfig,
+    landing: LandingZoneResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Load the run's files of `stream`, then the load's own audit record."""
+    result = load_landing_files(
+        context, config=config, stream=stream, landing=landing, warehouse=warehouse, **_LOADS[stream]
+    )
+    _record_load(warehouse, context, stream, result)
+    return result
+
+
+def _record_load(
+    warehouse: WarehouseResource, context: dg.AssetExecutionContext, stream: str, result: dg.MaterializeResult
+) -> None:
+    """The load's own audit record: which run loaded what, with its counts."""
+    counts = {name: value for name, value in (result.metadata or {}).items() if isinstance(value, int)}
+    warehouse.upsert(
+        table=audit_log,
+        rows=[
+            {
+                "audit_id": f"load:{stream}:{context.run.run_id}:{context.partition_key}",
+                "at": datetime.now(UTC),
+                "actor": "dagster",
+                "action": f"load.{stream}",
+                "outcome": "loaded",
+                "status": None,
+                "error": None,
+                "ip_hash": None,
+                "request_id": context.run.run_id,
+                "details": {"partition": context.partition_key, **counts},
+            }
+        ],
+        key=["audit_id"],
+    )
+
+
+# --- writing ----------------------------------------------------------------------------------------------------
+
+
+def serialize_writers(connection: sa.Connection, name: str) -> None:
+    """Make concurrent loads of `name` take turns until this transaction ends.
+
+    The last-line dedups, the version check and the donation fold read what is stored and then write: two runs
+    doing that at once would each miss the other's rows (a donation could even fold without its refund).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())})
+    else:
+        # SQLite has one writer at a time, and a write statement takes that lock even when it changes nothing.
+        connection.execute(sa.update(landing_ledger).where(sa.false()).values(rows=landing_ledger.c.rows))
+
+
+def write_events(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    serialize_writers(connection, EVENTS_STREAM)
+    rows = _rows(documents)
+    kept, repeated_keys = keep_first_claims(connection, app_events, rows, claim="idempotency_key", owner="event_id")
+    kept, repeated_views = drop_repeated_views(connection, kept, window=VIEW_WINDOW)
+    result = upsert(connection, app_events, kept, key=["event_id"]) if kept else UpsertResult()
+    return result, {
+        "rows": len(rows),
+        "duplicates": repeated_keys + repeated_views,
+        "duplicate_idempotency_keys": repeated_keys,
+        "duplicate_views": repeated_views,
+        **_write_audit(connection, documents),
+    }
+
+
+def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    serialize_writers(connection, STRIPE_STREAM)
+    rows = _rows(documents)
+    kept, redelivered = keep_first_claims(connection, stripe_events, rows, claim="event_id", owner="request_id")
+    stored = upsert(connection, stripe_events, kept, key=["event_id"]) if kept else UpsertResult()
+    keys = {row["donation_key"] for row in kept if row["donation_key"]}
+    donation_rows = derive_donations(connection, keys)
+    result = upsert(connection, donations, donation_rows, key=["donation_key"]) if donation_rows else UpsertResult()
+    unhandled = Counter(row["type"] for row in kept if not row["handled"])
+    return result, {
+        "rows": len(rows),
+        "duplicates": redelivered,
+        "stripe_events_inserted": stored.inserted,
+        "stripe_events_unchanged": stored.unchanged,
+        "unhandled_events": sum(unhandled.values()),
+        "unhandled_types": dg.MetadataValue.json(dict(sorted(unhandled.items()))),
+        **_write_audit(connection, documents),
+    }
+
+
+def write_crawl(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    serialize_writers(connection, CRAWL_STREAM)
+    rows = _rows(documents)
+    fresh, stale = drop_older_versions(connection, crawl_items, rows, key=["source_id", "external_id"])
+    result = upsert(connection, crawl_items, fresh, key=["source_id", "external_id"]) if fresh else UpsertResult()
+    return result, {
+        "rows": len(rows),
+        # Items repeated in the batch collapse to the newest; an item older than the stored one is skipped.
+        "duplicates": len(fresh) - result.rows + stale,
+        "stale_items": stale,
+        **_write_audit(connection, documents),
+    }
+
+
+def _rows(documents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [row for document in documents for row in document["rows"]]
+
+
+def _write_audit(connection: sa.Connection, documents: list[dict[str, Any]]) -> dict[str, int]:
+    written = upsert(connection, audit_log, [document["audit"] for document in documents], key=["audit_id"])
+    return {"audit_records": written.rows}
+
+
+def keep_first_claims(
+    connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, claim: str, owner: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows whose `claim` value is new or already held by the same `owner`; the first claimant wins for good.
+
+    A reloaded file keeps its rows (same owner: the upsert finds them unchanged); a repeat from another request is
+    dropped. Returns the rows kept and how many were dropped.
+    """
+    values = sorted({row[claim] for row in rows if row[claim] is not None})
+    holders: dict[Any, Any] = {}
+    for chunk in _chunks(values):
+        query = sa.select(table.c[claim], table.c[owner]).where(table.c[claim].in_(chunk))
+        holders.update((value, holder) for value, holder in connection.execute(query))
+    kept = [row for row in rows if row[claim] is None or holders.setdefault(row[claim], row[owner]) == row[owner]]
+    return kept, len(rows) - len(kept)
+
+
+def drop_repeated_views(
+    connection: sa.Connection, rows: list[dict[str, Any]], *, window: timedelta
+) -> tuple[list[dict[str, Any]], int]:
+    """Drop VIEWs received within `window` of a stored (or earlier kept) VIEW of the same rule and client IP."""
+    views = sorted((row for row in rows if row["type"] == "VIEW"), key=lambda row: row["received_at"])
+    if not views:
+        return rows, 0
+    earliest = views[0]["received_at"] - window
+    latest = views[-1]["received_at"] + window
+    seen: dict[tuple[str, str], list[tuple[datetime, str]]] = defaultdict(list)
+    for chunk in _chunks(sorted({row["ip_hash"] for row in views})):
+        query = sa.select(app_events.c.ip_hash, app_events.c.rule_id, app_events.c.received_at, app_events.c.event_id)
+        query = query.where(
+            app_events.c.type == "VIEW",
+            app_events.c.ip_hash.in_(chunk),
+            app_events.c.received_at > earliest,
+            app_events.c.received_at < latest,
+        )
+        for ip_hash, rule_id, received_at, event_id in connection.execute(query):
+            seen[(ip_hash, rule_id)].append((received_at, event_id))
+
+    dropped: set[str] = set()
+    for row in views:
+        stored = seen[(row["ip_hash"], row["rule_id"])]
+        if any(event_id == row["event_id"] for _, event_id in stored):
+            continue  # a reload of this very event
+        if any(abs(row["received_at"] - at) < window for at, _ in stored):
+            dropped.add(row["event_id"])
+            continue
+        stored.append((row["received_at"], row["event_id"]))
+    return [row for row in rows if row["event_id"] not in dropped], len(dropped)
+
+
+def drop_older_versions(
+    connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, key: Sequence[str]
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows not older (by `received_at`) than the stored version of their key; how many were older."""
+
+    def key_of(row: Mapping[str, Any]) -> tuple:
+        return tuple(row[name] for name in key)
+
+    wanted = {key_of(row) for row in rows}
+    *leading, last = key
+    stored: dict[tuple, datetime] = {}
+    for chunk in _chunks(sorted({row[last] for row in rows})):
+        query = sa.select(*(table.c[name] for name in key), table.c.received_at).where(
+            table.c[last].in_(chunk), *(table.c[name].in_({row[name] for row in rows}) for name in leading)
+        )
+        for *values, received_at in connection.execute(query):
+            if tuple(values) in wanted:
+                stored[tuple(values)] = received_at
+    fresh = [row for row in rows if row["received_at"] >= stored.get(key_of(row), row["received_at"])]
+    return fresh, len(rows) - len(fresh)
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def derive_donations(connection: sa.Connection, keys: set[str]) -> list[dict[str, Any]]:
+    """The donations of `keys`, each folded from all its stored events: the same rows whatever the arrival order."""
+    events_by_key: dict[str, list[tuple[datetime, str, str, Mapping[str, Any]]]] = defaultdict(list)
+    for chunk in _chunks(sorted(keys)):
+        query = sa.select(
+            stripe_events.c.donation_key,
+            stripe_events.c.created,
+            stripe_events.c.event_id,
+            stripe_events.c.type,
+            stripe_events.c.payload,
+        ).where(stripe_events.c.handled.is_(True), stripe_events.c.donation_key.in_(chunk))
+        for key, created, event_id, event_type, payload in connection.execute(query):
+            events_by_key[key].append((created, event_id, event_type, payload))
+    return [fold_donation(key, events) for key, events in sorted(events_by_key.items())]
+
+
+# How each stream's documents become rows and reach the warehouse: the arguments of load_landing_files.
+_LOADS: dict[str, dict[str, Any]] = {
+    EVENTS_STREAM: {"rows_from_document": event_document, "write_rows": write_events},
+    STRIPE_STREAM: {"rows_from_document": stripe_document, "write_rows": write_stripe},
+    CRAWL_STREAM: {"rows_from_document": crawl_document, "write_rows": write_crawl},
+    AUDIT_STREAM: {"rows_from_document": rejection_document, "table": audit_log, "key": ["audit_id"]},
+}
+
+
+# --- checks -----------------------------------------------------------------------------------------------------
+
+
+def _duplicates(warehouse: WarehouseResource, column: sa.Column) -> dg.AssetCheckResult:
+    query = (
+        sa.select(column, sa.func.count())
+        .where(column.is_not(None))
+        .group_by(column)
+        .having(sa.func.count() > 1)
+        .order_by(column)
+    )
+    with warehouse.engine.connect() as connection:
+        repeated = connection.execute(query).all()
+    return dg.AssetCheckResult(
+        passed=not repeated,
+        metadata={
+            "duplicated_values": len(repeated),
+            "examples": dg.MetadataValue.json({str(value): count for value, count in repeated[:20]}),
+        },
+    )
+
+
+def duplicate_idempotency_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _duplicates(warehouse, app_events.c.idempotency_key)
+
+
+def duplicate_stripe_event_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _duplicates(warehouse, stripe_events.c.event_id)
+
+
+def negative_donation_amounts(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    query = sa.select(donations.c.donation_key).where(sa.or_(donations.c.amount < 0, donations.c.amount_refunded < 0))
+    with warehouse.engine.connect() as connection:
+        negative = connection.scalars(query.order_by(donations.c.donation_key)).all()
+    return dg.AssetCheckResult(
+        passed=not negative,
+        metadata={"negative_donations": len(negative), "examples": dg.MetadataValue.json(negative[:20])},
+    )
