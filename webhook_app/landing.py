@@ -2,11 +2,13 @@
 
 A request's document is written to a temporary file, fsynced, renamed to `<stream>/<ns>-<request id>.json` and the
 directory fsynced, all before the response. The name's nanosecond time is taken just before the rename so names
-sort by arrival (the platform's sensor relies on that; a rename keeps the temporary file's mtime).
+sort by arrival (the platform's sensor relies on that; a rename keeps the temporary file's mtime). Concurrent
+requests share directory fsyncs (group commit): one fsync makes every rename done before it began durable.
 """
 
 import json
 import os
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +27,38 @@ class LandingUnavailable(Exception):
     """The landing zone could not store a request durably; the client gets a 503 and retries."""
 
 
+class DirectorySync:
+    """fsyncs of one directory, shared by the threads that rename into it at the same time.
+
+    A rename is durable once an fsync of its directory has begun after it. Each rename takes a ticket; a thread that
+    finds an fsync already finished that began after its ticket was issued returns without one of its own.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tickets = threading.Lock()
+        self._issued = 0
+        self._syncing = threading.Lock()
+        self._durable_through = 0
+
+    def renamed(self) -> None:
+        """Call after a rename into the directory; returns once that rename is durable."""
+        with self._tickets:
+            self._issued += 1
+            ticket = self._issued
+        with self._syncing:
+            if self._durable_through >= ticket:
+                return
+            with self._tickets:
+                covered = self._issued
+            _fsync_dir(self.path)
+            self._durable_through = covered
+
+
 class LandingWriter:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._directory_syncs: dict[str, DirectorySync] = {}
 
     def land(self, *, stream: str, request_id: str, received_at: datetime, payload: Any) -> Path:
         """Write one accepted request; returns its final path only once it is durable.
@@ -74,8 +105,14 @@ class LandingWriter:
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
-        _fsync_dir(stream_dir)
+        self._directory_sync(stream, stream_dir).renamed()
         return final_path
+
+    def _directory_sync(self, stream: str, stream_dir: Path) -> DirectorySync:
+        sync = self._directory_syncs.get(stream)
+        if sync is None:
+            sync = self._directory_syncs.setdefault(stream, DirectorySync(stream_dir))
+        return sync
 
     def _create_stream_dirs(self, stream_dir: Path) -> None:
         (stream_dir / TMP_DIR).mkdir(parents=True, exist_ok=True)
