@@ -83,14 +83,21 @@ def push_events():
     require_bearer("BIGTOP_INGEST_TOKEN", disabled_error="ingest_disabled")
     received_at = datetime.now(UTC)
     body = json_request_bytes()
-    batch = parse_json(PushBatch, body)
-    if problems := ends_before_start(batch.events):
-        raise ApiError(422, "validation_failed", "The body does not match the schema.", problems)
+    run_id, accepted = _validate(body)
     request_id = uuid.uuid4().hex
     # The client's own bytes, once they validate: no re-serialisation, and the raw layer keeps exactly what was sent.
     # The loader applies the model's normalisation (stripped ids and titles, source_id's default) when it reads them.
     current_app.extensions["landing"].land(
         stream=STREAM, request_id=request_id, received_at=received_at, payload=RawJson(body)
     )
-    log.info("landed bigtop batch run_id=%s events=%d request_id=%s", batch.run_id, len(batch.events), request_id)
-    return jsonify({"accepted": len(batch.events), "request_id": request_id}), 202
+    log.info("landed bigtop batch run_id=%s events=%d request_id=%s", run_id, accepted, request_id)
+    return jsonify({"accepted": accepted, "request_id": request_id}), 202
+
+
+def _validate(body: bytes) -> tuple[str, int]:
+    """The batch's run_id and size, or a 4xx. The parsed batch is not kept: it would sit in memory through the
+    fsyncs while the worker's other threads parse theirs."""
+    batch = parse_json(PushBatch, body)
+    if problems := ends_before_start(batch.events):
+        raise ApiError(422, "validation_failed", "The body does not match the schema.", problems)
+    return batch.run_id, len(batch.events)

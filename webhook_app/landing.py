@@ -10,6 +10,7 @@ import json
 import os
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ from pydantic import BaseModel
 TMP_DIR = ".tmp"
 
 
-class RawJson(bytes):
+@dataclass(frozen=True, slots=True)
+class RawJson:
     """A payload that is already one JSON document (a validated request body): landed as it is."""
+
+    data: bytes
 
 
 class LandingUnavailable(Exception):
@@ -67,7 +71,7 @@ class LandingWriter:
         than dumping it to Python and then to JSON), or `RawJson`.
         """
         if isinstance(payload, RawJson):
-            payload_json = payload
+            payload_json = payload.data
         elif isinstance(payload, BaseModel):
             payload_json = payload.model_dump_json().encode()
         else:
