@@ -3,6 +3,7 @@
 Threads let a worker parse the next request while another waits on fsync, which every accepted request does twice.
 """
 
+import gc
 import os
 
 bind = os.environ.get("WEBHOOK_BIND", "127.0.0.1:8080")
@@ -13,3 +14,9 @@ threads = int(os.environ.get("WEBHOOK_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 accesslog = "-"
+
+
+def post_worker_init(worker) -> None:
+    # The loaded app (modules, routes, validation schemas: some 56k objects) never becomes garbage. Frozen, it is no
+    # longer walked by the full collections that a batch's allocations set off: 0.09 ms of a 2.2 ms Big Top batch.
+    gc.freeze()
