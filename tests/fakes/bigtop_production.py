@@ -14,18 +14,19 @@ import json
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from werkzeug.serving import make_server
 
 from ingest_platform.assets.bigtop import PUSH_STREAM
 from ingest_platform.definitions import defs
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
+from tests.servers import serve_wsgi
 from webhook_app import create_app
 
 ENDPOINT = "/api/ingest/bigtop/events"
@@ -63,16 +64,12 @@ class BigTopProduction:
         )
         self._script = list(self.failures)
         self._lock = threading.Lock()
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._serving = ExitStack()
+        self.url = self._serving.enter_context(serve_wsgi(self._wsgi))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._serving.close()
 
     def landed_documents(self) -> list[dict[str, Any]]:
         """Every batch production has made durable (inbox and loaded archive)."""

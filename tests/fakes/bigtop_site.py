@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -30,6 +30,7 @@ import pytest
 
 from ingest_platform.bigtop.collector import DEFAULT_PAGE_PATH, DEFAULT_RESTAURANT_ID, CollectOptions
 from ingest_platform.resources.browser import DEBIAN_CHROMIUM, BrowserResource
+from tests.fakes.http import LoopbackServer
 
 Behaviour = Literal["normal", "challenge", "solvable", "unavailable", "slow"]
 
@@ -160,13 +161,11 @@ class FakeBigTopSite:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._released = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bigtop", daemon=True)
+        self._server = LoopbackServer(_handler_for(self), self)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     @property
     def page_url(self) -> str:
@@ -189,14 +188,12 @@ class FakeBigTopSite:
         return [request for request in self.requests if request.path.startswith(path_prefix)]
 
     def start(self) -> "FakeBigTopSite":
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self._released.set()  # lets "slow" handlers answer now instead of holding their threads
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     def __enter__(self) -> "FakeBigTopSite":
         return self.start()

@@ -18,9 +18,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http import LoopbackServer
 
 PRODUCT_HEADERS = {
     "X-Elastic-Product": "Elasticsearch",
@@ -116,17 +118,13 @@ class FakeElasticsearch:
 
     @contextmanager
     def running(self) -> Iterator["FakeElasticsearch"]:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        server = LoopbackServer(_handler_for(self), self)
+        self.url = server.url
+        server.start()
         try:
             yield self
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+            server.stop()
 
     # --- request handling (called on the server's threads) ---
 

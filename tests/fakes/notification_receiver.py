@@ -1,12 +1,13 @@
 """A notification receiver on loopback: records every POST and answers with the statuses it is told to."""
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.http import LoopbackServer
 
 
 @dataclass
@@ -42,13 +43,10 @@ class WebhookReceiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/rtarf"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        server = LoopbackServer(Handler, self)
+        self.url = f"{server.url}/hooks/rtarf"
+        server.start()
         try:
             yield self
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+            server.stop()

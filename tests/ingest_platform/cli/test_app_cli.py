@@ -1,29 +1,22 @@
 """`ingest-platform app …` against the real webhook app served on a loopback socket."""
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from ingest_platform.cli import main
 from tests.fakes import stripe as fake_stripe
+from tests.servers import serve_wsgi
 from tests.webhook_app.intake_support import IP_HASH_KEY, STRIPE_SECRET, app_headers, ip_hash, landed, make_app
 
 
 @pytest.fixture
 def served_app(data_dir: Path) -> Iterator[tuple[str, Path]]:
     landing_dir = data_dir / "landing"
-    server = make_server("127.0.0.1", 0, make_app(landing_dir), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", landing_dir
-    finally:
-        server.shutdown()
-        thread.join()
+    with serve_wsgi(make_app(landing_dir)) as base_url:
+        yield base_url, landing_dir
 
 
 def test_ip_hash_matches_what_the_app_stores(data_dir: Path, monkeypatch, capsys) -> None:
