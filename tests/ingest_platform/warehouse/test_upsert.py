@@ -4,8 +4,8 @@ import pytest
 import sqlalchemy as sa
 
 from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.warehouse.result import UpsertResult
 from ingest_platform.warehouse.tables import events
-from ingest_platform.warehouse.upsert import UpsertResult
 
 KEY = ["source_id", "external_id"]
 START = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
