@@ -19,9 +19,10 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest_platform.assets.rtarf import event_row, rtarf_events_asset
+from ingest_platform.assets.rtarf import rtarf_events_asset
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.warehouse import WarehouseResource, dispose_engines
+from ingest_platform.rtarf.documents import event_row
 from ingest_platform.warehouse.tables import rtarf_events
 from ingest_platform.warehouse.upsert import copy_rows
 from tests.fakes.elasticsearch import FakeElasticsearch

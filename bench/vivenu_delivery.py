@@ -28,7 +28,7 @@ import httpx  # noqa: E402
 from ingest_platform.assets.vivenu import vivenu_events, vivenu_tickets  # noqa: E402
 from ingest_platform.resources.vivenu import VivenuResource  # noqa: E402
 from ingest_platform.resources.warehouse import WarehouseResource  # noqa: E402
-from ingest_platform.vivenu_sync import build_envelope  # noqa: E402
+from ingest_platform.vivenu.tickets import build_envelope  # noqa: E402
 from tests.fakes.vivenu import FakeVivenu, make_tickets  # noqa: E402
 from tests.fakes.webhook_receiver import WebhookReceiver  # noqa: E402
 

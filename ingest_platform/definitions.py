@@ -7,8 +7,7 @@
 import dagster as dg
 
 from ingest_platform.assets import app, bigtop, rtarf, vivenu
-from ingest_platform.bigtop.probe import bigtop_probe
-from ingest_platform.jobs.bigtop import bigtop_push_to_production_job
+from ingest_platform.jobs.bigtop import bigtop_probe, bigtop_push_to_production_job
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
 from ingest_platform.resources.elasticsearch import ElasticsearchResource

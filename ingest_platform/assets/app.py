@@ -7,15 +7,17 @@ line of every dedup the app does: a repeated idempotency key, a VIEW within the 
 event delivered twice, an older crawl of an item never overwrite what is stored.
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
-from ingest_platform.app_documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, STRIPE_STREAM
+from ingest_platform.app.documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, STRIPE_STREAM
 from ingest_platform.loading import LandingBatchConfig
 from ingest_platform.partitions import landed_daily
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 
-# The loaders' warehouse work (app_loading.py, and SQLAlchemy with it) is imported on first use: loading the code
+# The loaders' warehouse work (app/loading.py, and SQLAlchemy with it) is imported on first use: loading the code
 # location must stay cheap.
 
 
@@ -33,9 +35,7 @@ def _landing_asset(*, name: str, stream: str, description: str) -> dg.AssetsDefi
         landing: LandingZoneResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        from ingest_platform.app_loading import load_stream
-
-        return load_stream(context, stream=stream, config=config, landing=landing, warehouse=warehouse)
+        return _load_stream(context, stream=stream, config=config, landing=landing, warehouse=warehouse)
 
     return _asset
 
@@ -65,6 +65,45 @@ app_raw_audit_log = _landing_asset(
     "with their data; loads record themselves).",
 )
 
+
+def _load_stream(
+    context: dg.AssetExecutionContext,
+    *,
+    stream: str,
+    config: LandingBatchConfig,
+    landing: LandingZoneResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Load the run's files of `stream`, then the load's own audit record."""
+    from ingest_platform.app.loading import LOADS
+    from ingest_platform.loading import load_landing_files
+    from ingest_platform.warehouse.tables import audit_log
+
+    result = load_landing_files(
+        context, config=config, stream=stream, landing=landing, warehouse=warehouse, **LOADS[stream]
+    )
+    counts = {name: value for name, value in (result.metadata or {}).items() if isinstance(value, int)}
+    warehouse.upsert(
+        table=audit_log,
+        rows=[
+            {
+                "audit_id": f"load:{stream}:{context.run.run_id}:{context.partition_key}",
+                "at": datetime.now(UTC),
+                "actor": "dagster",
+                "action": f"load.{stream}",
+                "outcome": "loaded",
+                "status": None,
+                "error": None,
+                "ip_hash": None,
+                "request_id": context.run.run_id,
+                "details": {"partition": context.partition_key, **counts},
+            }
+        ],
+        key=["audit_id"],
+    )
+    return result
+
+
 APP_LANDING_ASSETS = {
     EVENTS_STREAM: app_raw_events,
     STRIPE_STREAM: app_raw_donations,
@@ -85,25 +124,41 @@ app_load_jobs = {
 # --- checks -----------------------------------------------------------------------------------------------------
 
 
+def _no_repeats(warehouse: WarehouseResource, table_name: str, column_name: str) -> dg.AssetCheckResult:
+    from ingest_platform.app.loading import repeated_values
+    from ingest_platform.warehouse.tables import metadata
+
+    with warehouse.engine.connect() as connection:
+        repeated = repeated_values(connection, metadata.tables[table_name].c[column_name])
+    return dg.AssetCheckResult(
+        passed=not repeated,
+        metadata={
+            "duplicated_values": len(repeated),
+            "examples": dg.MetadataValue.json({str(value): count for value, count in repeated[:20]}),
+        },
+    )
+
+
 @dg.asset_check(asset=app_raw_events, description="No idempotency key is stored twice in `app_events`.")
 def no_duplicate_idempotency_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    from ingest_platform.app_loading import duplicate_idempotency_keys
-
-    return duplicate_idempotency_keys(warehouse)
+    return _no_repeats(warehouse, "app_events", "idempotency_key")
 
 
 @dg.asset_check(asset=app_raw_donations, description="No Stripe event id is stored twice in `stripe_events`.")
 def no_duplicate_stripe_event_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    from ingest_platform.app_loading import duplicate_stripe_event_ids
-
-    return duplicate_stripe_event_ids(warehouse)
+    return _no_repeats(warehouse, "stripe_events", "event_id")
 
 
 @dg.asset_check(asset=app_raw_donations, description="Every donation amount and refunded amount is >= 0.")
 def donation_amounts_non_negative(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    from ingest_platform.app_loading import negative_donation_amounts
+    from ingest_platform.app.loading import negative_donation_keys
 
-    return negative_donation_amounts(warehouse)
+    with warehouse.engine.connect() as connection:
+        negative = negative_donation_keys(connection)
+    return dg.AssetCheckResult(
+        passed=not negative,
+        metadata={"negative_donations": len(negative), "examples": dg.MetadataValue.json(negative[:20])},
+    )
 
 
 APP_ASSET_CHECKS = [no_duplicate_idempotency_keys, no_duplicate_stripe_event_ids, donation_amounts_non_negative]

@@ -12,15 +12,8 @@ from pydantic import Field
 
 from ingest_platform.resources.vivenu import VivenuError, VivenuResource, validate_event_id
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.vivenu_sync import (
-    TICKET_KEY,
-    DeliveryOutcome,
-    DeliverySettings,
-    deliver,
-    select_tickets,
-    split_partition_key,
-    ticket_row,
-)
+from ingest_platform.vivenu.delivery import DeliveryOutcome, DeliverySettings, deliver
+from ingest_platform.vivenu.tickets import TICKET_KEY, select_tickets, split_partition_key, ticket_row
 
 # The tables and the ledger (and SQLAlchemy with them) are imported on first use: loading the code location must
 # stay cheap.
@@ -137,7 +130,7 @@ class CharityDeliveryConfig(dg.Config):
 def vivenu_charity_webhooks(
     context: dg.AssetExecutionContext, config: CharityDeliveryConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    from ingest_platform.vivenu_ledger import DeliveryLedger, LeaseHeldError, region_progress, stored_tickets
+    from ingest_platform.vivenu.ledger import DeliveryLedger, LeaseHeldError, region_progress, stored_tickets
 
     region, event_id = partition_parts(context)
     settings = config.settings()

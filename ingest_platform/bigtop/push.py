@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,20 @@ EVENT_FIELDS = ("external_id", "title", "start_utc", "end_utc", "description", "
 STOP_STATUSES = frozenset({401, 403, 404})
 
 Report = Callable[[str], None]
+
+
+class BridgeError(Exception):
+    """The bridge cannot go on; the message says why and what to do."""
+
+
+def refuse_in_production(environ: Mapping[str, str] | None = None) -> None:
+    """Raise when `ENV=production`: production receives the pushes, it never runs the bridge (seed 000)."""
+    env = (environ if environ is not None else os.environ).get("ENV", "")
+    if env.strip().lower() == "production":
+        raise BridgeError(
+            "refusing to run with ENV=production: the Big Top bridge runs on a local machine and pushes to "
+            "production; production itself only receives (POST /api/ingest/bigtop/events)"
+        )
 
 
 class PushConfigError(ValueError):

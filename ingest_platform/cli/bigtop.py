@@ -16,27 +16,23 @@ import dagster as dg
 
 from ingest_platform import settings
 from ingest_platform.assets.bigtop import BigTopCollectConfig
-from ingest_platform.bigtop.bridge import (
-    BridgeError,
-    bridge_instance,
-    collect,
-    collect_without_writing,
-    refuse_in_production,
-)
 from ingest_platform.bigtop.collector import DEFAULT_BASE_URL
 from ingest_platform.bigtop.push import (
     BIGTOP_SOURCE_ID,
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
+    BridgeError,
     PushConfigError,
     RetryPolicy,
     endpoint_url,
     event_payload,
     push_events,
     redact,
+    refuse_in_production,
     select_local_events,
     validate_batch_size,
 )
+from ingest_platform.jobs.bigtop import bridge_instance, collect, collect_without_writing
 from ingest_platform.resources.browser import DEBIAN_CHROMIUM
 from ingest_platform.resources.warehouse import engine_for
 

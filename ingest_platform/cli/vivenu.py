@@ -23,8 +23,9 @@ from ingest_platform.resources.vivenu import (
     validate_event_id,
 )
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.vivenu_ledger import region_progress, stored_tickets
-from ingest_platform.vivenu_sync import FilterCounts, partition_key, write_pull_files
+from ingest_platform.vivenu.ledger import region_progress, stored_tickets
+from ingest_platform.vivenu.pull_files import write_pull_files
+from ingest_platform.vivenu.tickets import FilterCounts, partition_key
 
 # The seed's `--test` ran against its DEV example event.
 TEST_EVENT_ID = "6864d4f427c2aa9b05cd17ee"

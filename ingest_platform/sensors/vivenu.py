@@ -8,7 +8,7 @@ import dagster as dg
 
 from ingest_platform import settings
 from ingest_platform.assets.vivenu import vivenu_events, vivenu_sync_job
-from ingest_platform.vivenu_sync import partition_key
+from ingest_platform.vivenu.tickets import partition_key
 
 _LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*[:\s]\s*([A-Za-z0-9_-]{1,64})\s*$")
 

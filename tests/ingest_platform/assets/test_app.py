@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingest_platform.app_documents import fold_donation
-from ingest_platform.app_loading import serialize_writers
+from ingest_platform.app.documents import fold_donation
+from ingest_platform.app.loading import serialize_writers
 from ingest_platform.assets import app as app_assets
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource

@@ -9,9 +9,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ingest_platform.assets.rtarf import BadDocument, event_row, rtarf_events_asset, sync_window
+from ingest_platform.assets.rtarf import rtarf_events_asset
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.rtarf.documents import BadDocument, event_row, sync_window
 from ingest_platform.warehouse.tables import rtarf_events, rtarf_rejected_events
 from tests.fakes.elasticsearch import FakeElasticsearch, Fault
 from tests.fakes.rtarf_documents import INDEX, day_documents, day_start, event_source

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from ingest_platform.assets.vivenu import vivenu_charity_webhooks, vivenu_events, vivenu_tickets
 from ingest_platform.resources.vivenu import VivenuResource
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.vivenu_sync import envelope_id
+from ingest_platform.vivenu.tickets import envelope_id
 from ingest_platform.warehouse.tables import vivenu_deliveries, vivenu_delivery_runs
 from ingest_platform.warehouse.tables import vivenu_tickets as tickets_table
 from tests.fakes.vivenu import FakeVivenu, make_tickets
@@ -210,7 +210,7 @@ def test_a_hanging_receiver_times_out_and_the_other_tickets_go_on(
 
 
 def test_a_second_run_of_the_same_event_waits_for_the_lease(warehouse: WarehouseResource) -> None:
-    from ingest_platform.vivenu_ledger import DeliveryLedger, LeaseHeldError
+    from ingest_platform.vivenu.ledger import DeliveryLedger, LeaseHeldError
 
     def ledger_of(run_id: str) -> DeliveryLedger:
         return DeliveryLedger(

@@ -4,7 +4,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from ingest_platform.bigtop.probe import ProbeAttempt, bigtop_probe, markdown_table, verdict
+from ingest_platform.bigtop.probe import ProbeAttempt, markdown_table, verdict
+from ingest_platform.jobs.bigtop import bigtop_probe
 from tests.fakes.bigtop_site import FakeBigTopSite, bigtop_site, chromium_for_tests, requires_chromium
 
 

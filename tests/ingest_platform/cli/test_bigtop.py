@@ -16,10 +16,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from ingest_platform.bigtop.bridge import COLLECTOR_KEY
 from ingest_platform.cli import build_parser, main
 from ingest_platform.cli.bigtop import run_push
 from ingest_platform.definitions import defs as platform_defs
+from ingest_platform.jobs.bigtop import COLLECTOR_KEY
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.settings import REPO_ROOT
 from ingest_platform.tags import BROWSER_RUN_TAGS

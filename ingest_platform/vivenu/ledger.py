@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ingest_platform.vivenu_sync import envelope_id
+from ingest_platform.vivenu.tickets import envelope_id
 from ingest_platform.warehouse.tables.vivenu import vivenu_deliveries, vivenu_delivery_runs, vivenu_tickets
 from ingest_platform.warehouse.upsert import upsert
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from ingest_platform.ratelimit import Permit, RateLimiter
+from ingest_platform.vivenu.ratelimit import Permit, RateLimiter
 
 
 class FakeClock:

@@ -7,13 +7,12 @@ location does without.
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import dagster as dg
 import sqlalchemy as sa
 
-from ingest_platform.app_documents import (
+from ingest_platform.app.documents import (
     AUDIT_STREAM,
     CRAWL_STREAM,
     EVENTS_STREAM,
@@ -24,9 +23,6 @@ from ingest_platform.app_documents import (
     rejection_document,
     stripe_document,
 )
-from ingest_platform.loading import LandingBatchConfig, load_landing_files
-from ingest_platform.resources.landing import LandingZoneResource
-from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.result import UpsertResult
 from ingest_platform.warehouse.tables import (
     app_events,
@@ -43,47 +39,6 @@ from ingest_platform.warehouse.upsert import upsert
 VIEW_WINDOW = timedelta(minutes=10)
 # Bound on the values of one IN (...) list, far below SQLite's and PostgreSQL's limits.
 _IN_CHUNK = 1_000
-
-
-def load_stream(
-    context: dg.AssetExecutionContext,
-    *,
-    stream: str,
-    config: LandingBatchConfig,
-    landing: LandingZoneResource,
-    warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
-    """Load the run's files of `stream`, then the load's own audit record."""
-    result = load_landing_files(
-        context, config=config, stream=stream, landing=landing, warehouse=warehouse, **_LOADS[stream]
-    )
-    _record_load(warehouse, context, stream, result)
-    return result
-
-
-def _record_load(
-    warehouse: WarehouseResource, context: dg.AssetExecutionContext, stream: str, result: dg.MaterializeResult
-) -> None:
-    """The load's own audit record: which run loaded what, with its counts."""
-    counts = {name: value for name, value in (result.metadata or {}).items() if isinstance(value, int)}
-    warehouse.upsert(
-        table=audit_log,
-        rows=[
-            {
-                "audit_id": f"load:{stream}:{context.run.run_id}:{context.partition_key}",
-                "at": datetime.now(UTC),
-                "actor": "dagster",
-                "action": f"load.{stream}",
-                "outcome": "loaded",
-                "status": None,
-                "error": None,
-                "ip_hash": None,
-                "request_id": context.run.run_id,
-                "details": {"partition": context.partition_key, **counts},
-            }
-        ],
-        key=["audit_id"],
-    )
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
@@ -132,7 +87,7 @@ def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
         "stripe_events_inserted": stored.inserted,
         "stripe_events_unchanged": stored.unchanged,
         "unhandled_events": sum(unhandled.values()),
-        "unhandled_types": dg.MetadataValue.json(dict(sorted(unhandled.items()))),
+        "unhandled_types": dict(sorted(unhandled.items())),  # metadata turns a dict into JSON
         **_write_audit(connection, documents),
     }
 
@@ -254,7 +209,7 @@ def derive_donations(connection: sa.Connection, keys: set[str]) -> list[dict[str
 
 
 # How each stream's documents become rows and reach the warehouse: the arguments of load_landing_files.
-_LOADS: dict[str, dict[str, Any]] = {
+LOADS: dict[str, dict[str, Any]] = {
     EVENTS_STREAM: {"rows_from_document": event_document, "write_rows": write_events},
     STRIPE_STREAM: {"rows_from_document": stripe_document, "write_rows": write_stripe},
     CRAWL_STREAM: {"rows_from_document": crawl_document, "write_rows": write_crawl},
@@ -265,7 +220,8 @@ _LOADS: dict[str, dict[str, Any]] = {
 # --- checks -----------------------------------------------------------------------------------------------------
 
 
-def _duplicates(warehouse: WarehouseResource, column: sa.Column) -> dg.AssetCheckResult:
+def repeated_values(connection: sa.Connection, column: sa.Column) -> list[tuple[Any, int]]:
+    """Every non-null value stored more than once in `column`, with its count, in order."""
     query = (
         sa.select(column, sa.func.count())
         .where(column.is_not(None))
@@ -273,30 +229,9 @@ def _duplicates(warehouse: WarehouseResource, column: sa.Column) -> dg.AssetChec
         .having(sa.func.count() > 1)
         .order_by(column)
     )
-    with warehouse.engine.connect() as connection:
-        repeated = connection.execute(query).all()
-    return dg.AssetCheckResult(
-        passed=not repeated,
-        metadata={
-            "duplicated_values": len(repeated),
-            "examples": dg.MetadataValue.json({str(value): count for value, count in repeated[:20]}),
-        },
-    )
+    return [(value, count) for value, count in connection.execute(query)]
 
 
-def duplicate_idempotency_keys(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _duplicates(warehouse, app_events.c.idempotency_key)
-
-
-def duplicate_stripe_event_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _duplicates(warehouse, stripe_events.c.event_id)
-
-
-def negative_donation_amounts(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def negative_donation_keys(connection: sa.Connection) -> list[str]:
     query = sa.select(donations.c.donation_key).where(sa.or_(donations.c.amount < 0, donations.c.amount_refunded < 0))
-    with warehouse.engine.connect() as connection:
-        negative = connection.scalars(query.order_by(donations.c.donation_key)).all()
-    return dg.AssetCheckResult(
-        passed=not negative,
-        metadata={"negative_donations": len(negative), "examples": dg.MetadataValue.json(negative[:20])},
-    )
+    return list(connection.scalars(query.order_by(donations.c.donation_key)))
