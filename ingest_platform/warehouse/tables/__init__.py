@@ -1,6 +1,14 @@
 """Every warehouse table, one module per source; all share one MetaData. Alembic migrations create them."""
 
-from ingest_platform.warehouse.tables.app import app_events, audit_log, crawl_items, donations, stripe_events
+from ingest_platform.warehouse.tables.app import (
+    app_events,
+    audit_log,
+    crawl_items,
+    donations,
+    rule_tags,
+    rules,
+    stripe_events,
+)
 from ingest_platform.warehouse.tables.core import events, landing_ledger, metadata
 from ingest_platform.warehouse.tables.rtarf import rtarf_events, rtarf_rejected_events
 from ingest_platform.warehouse.tables.vivenu import vivenu_deliveries, vivenu_delivery_runs, vivenu_tickets
@@ -15,6 +23,8 @@ __all__ = [
     "metadata",
     "rtarf_events",
     "rtarf_rejected_events",
+    "rule_tags",
+    "rules",
     "stripe_events",
     "vivenu_deliveries",
     "vivenu_delivery_runs",

@@ -1,6 +1,6 @@
 """Tables of the Ingest Service source (seed 003): app events, Stripe events and donations, crawl items, audit log.
 
-Keep in step with migration 0002.
+Keep in step with migrations 0002 and 0005 (the rules dimension).
 """
 
 import sqlalchemy as sa
@@ -99,4 +99,32 @@ audit_log = sa.Table(
     sa.Column("request_id", sa.Text),
     sa.Column("details", Json),
     sa.Index("ix_audit_log_at", "at"),
+)
+
+# The rules dimension: who wrote each rule, its tags and model, as the app last sent them (POST /ingest/rules).
+# A newer `updated_at` wins; an older landed version never overwrites a newer one.
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("rule_id", sa.Text, primary_key=True),
+    sa.Column("author_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("first_seen_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Index("ix_rules_author", "author_id"),
+    sa.Index("ix_rules_model", "model"),
+)
+
+# One row per (rule, tag) of the stored version of each rule: the per-tag leaderboards join it set-based on both
+# backends. Replaced whole whenever the rule's version is.
+rule_tags = sa.Table(
+    "rule_tags",
+    metadata,
+    sa.Column("rule_id", sa.Text, primary_key=True),
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Index("ix_rule_tags_tag", "tag"),
 )
