@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from webhook_app import app_events, audit, crawl, rate_limits, stripe_webhook
+from webhook_app import app_events, audit, crawl, rate_limits, rules, stripe_webhook
 from webhook_app.claims import claim_store
 
 # Secrets keep the platform-wide names (read when the app is created, never at import).
@@ -14,6 +14,7 @@ DEFAULTS = {
     "TRUSTED_PROXIES": 0,
     "APP_EVENTS_RATE_LIMIT": "60 per minute",
     "APP_CRAWL_RATE_LIMIT": "30 per minute",
+    "APP_RULES_RATE_LIMIT": "30 per minute",
     "APP_VIEW_DEDUP_SECONDS": 600,
     "APP_IDEMPOTENCY_TTL_SECONDS": 7 * 24 * 3600,
     "STRIPE_TOLERANCE_SECONDS": 300,
@@ -23,6 +24,7 @@ DEFAULTS = {
 AUDITED_ACTIONS = {
     "app_events.ingest_events": app_events.ACTION,
     "crawl.ingest_crawl": crawl.ACTION,
+    "rules.ingest_rules": rules.ACTION,
     "stripe_webhook.stripe_webhook": stripe_webhook.ACTION,
 }
 
@@ -36,6 +38,9 @@ def init_app(app: Flask) -> None:
         app.config["CLAIMS_URL"], landing_dir=app.config["LANDING_DIR"], key_prefix=app.config["CLAIMS_KEY_PREFIX"]
     )
     audit.init_app(app, AUDITED_ACTIONS)
-    rate_limits.init_app(app, {app_events.bp: "APP_EVENTS_RATE_LIMIT", crawl.bp: "APP_CRAWL_RATE_LIMIT"})
-    for blueprint in (app_events.bp, stripe_webhook.bp, crawl.bp):
+    rate_limits.init_app(
+        app,
+        {app_events.bp: "APP_EVENTS_RATE_LIMIT", crawl.bp: "APP_CRAWL_RATE_LIMIT", rules.bp: "APP_RULES_RATE_LIMIT"},
+    )
+    for blueprint in (app_events.bp, stripe_webhook.bp, crawl.bp, rules.bp):
         app.register_blueprint(blueprint)

@@ -85,6 +85,25 @@ class LandedCrawl(BaseModel):
     audit: LandedAudit
 
 
+class LandedRule(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    rule_id: str
+    author_id: str
+    title: str
+    summary: str | None = None
+    tags: list[str] | None = None
+    model: str | None = None
+    updated_at: AwareDatetime
+
+
+class LandedRules(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[LandedRule]
+    audit: LandedAudit
+
+
 class LandedRejection(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -145,6 +164,27 @@ def crawl_document(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     _, received_at = _landing(document)
     items = [{"source_id": landed.source_id, **item.model_dump(), "received_at": received_at} for item in landed.items]
     return [{"rows": items, "audit": landed.audit.model_dump()}]
+
+
+def rules_document(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The landed rules as `rules` rows, each with its tags (deduplicated, in order) for `rule_tags`."""
+    landed = LandedRules.model_validate(document["payload"])
+    request_id, received_at = _landing(document)
+    rules = [
+        {
+            "rule_id": rule.rule_id,
+            "author_id": rule.author_id,
+            "title": rule.title,
+            "summary": rule.summary,
+            "model": rule.model,
+            "updated_at": rule.updated_at,
+            "received_at": received_at,
+            "request_id": request_id,
+            "tags": sorted(set(rule.tags or ())),
+        }
+        for rule in landed.items
+    ]
+    return [{"rows": rules, "audit": landed.audit.model_dump()}]
 
 
 def rejection_document(document: Mapping[str, Any]) -> list[dict[str, Any]]:

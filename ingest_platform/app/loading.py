@@ -16,11 +16,13 @@ from ingest_platform.app.documents import (
     AUDIT_STREAM,
     CRAWL_STREAM,
     EVENTS_STREAM,
+    RULES_STREAM,
     STRIPE_STREAM,
     crawl_document,
     event_document,
     fold_donation,
     rejection_document,
+    rules_document,
     stripe_document,
 )
 from ingest_platform.warehouse.result import UpsertResult
@@ -30,6 +32,8 @@ from ingest_platform.warehouse.tables import (
     crawl_items,
     donations,
     landing_ledger,
+    rule_tags,
+    rules,
     stripe_events,
 )
 from ingest_platform.warehouse.upsert import upsert
@@ -106,6 +110,36 @@ def write_crawl(connection: sa.Connection, documents: list[dict[str, Any]]) -> t
     }
 
 
+def write_rules(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    """Store each rule's newest version (by `updated_at`, then arrival) and replace its tags with that version's."""
+    serialize_writers(connection, RULES_STREAM)
+    landed = _rows(documents)
+    newest: dict[str, dict[str, Any]] = {}
+    for row in landed:
+        held = newest.get(row["rule_id"])
+        if held is None or (row["updated_at"], row["received_at"]) >= (held["updated_at"], held["received_at"]):
+            newest[row["rule_id"]] = row
+    fresh, stale = drop_older_versions(
+        connection, rules, list(newest.values()), key=["rule_id"], version=["updated_at", "received_at"]
+    )
+    rule_rows = [{name: value for name, value in row.items() if name != "tags"} for row in fresh]
+    result = upsert(connection, rules, rule_rows, key=["rule_id"]) if rule_rows else UpsertResult()
+    fresh_ids = sorted(row["rule_id"] for row in fresh)
+    for chunk in _chunks(fresh_ids):
+        connection.execute(sa.delete(rule_tags).where(rule_tags.c.rule_id.in_(chunk)))
+    tag_rows = [{"rule_id": row["rule_id"], "tag": tag} for row in fresh for tag in row["tags"]]
+    if tag_rows:
+        connection.execute(sa.insert(rule_tags), tag_rows)
+    return result, {
+        "rows": len(landed),
+        # Versions repeated in the batch collapse to the newest; a version older than the stored one is skipped.
+        "duplicates": len(landed) - len(newest) + stale,
+        "stale_rules": stale,
+        "tags": len(tag_rows),
+        **_write_audit(connection, documents),
+    }
+
+
 def _rows(documents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [row for document in documents for row in document["rows"]]
 
@@ -166,24 +200,33 @@ def drop_repeated_views(
 
 
 def drop_older_versions(
-    connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, key: Sequence[str]
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    key: Sequence[str],
+    version: Sequence[str] = ("received_at",),
 ) -> tuple[list[dict[str, Any]], int]:
-    """Rows not older (by `received_at`) than the stored version of their key; how many were older."""
+    """Rows not older (by the `version` columns, compared in order) than the stored version of their key; how
+    many were older."""
 
     def key_of(row: Mapping[str, Any]) -> tuple:
         return tuple(row[name] for name in key)
 
+    def version_of(row: Mapping[str, Any]) -> tuple:
+        return tuple(row[name] for name in version)
+
     wanted = {key_of(row) for row in rows}
     *leading, last = key
-    stored: dict[tuple, datetime] = {}
+    stored: dict[tuple, tuple] = {}
     for chunk in _chunks(sorted({row[last] for row in rows})):
-        query = sa.select(*(table.c[name] for name in key), table.c.received_at).where(
+        query = sa.select(*(table.c[name] for name in key), *(table.c[name] for name in version)).where(
             table.c[last].in_(chunk), *(table.c[name].in_({row[name] for row in rows}) for name in leading)
         )
-        for *values, received_at in connection.execute(query):
-            if tuple(values) in wanted:
-                stored[tuple(values)] = received_at
-    fresh = [row for row in rows if row["received_at"] >= stored.get(key_of(row), row["received_at"])]
+        for values in connection.execute(query):
+            if tuple(values[: len(key)]) in wanted:
+                stored[tuple(values[: len(key)])] = tuple(values[len(key) :])
+    fresh = [row for row in rows if version_of(row) >= stored.get(key_of(row), version_of(row))]
     return fresh, len(rows) - len(fresh)
 
 
@@ -213,6 +256,7 @@ LOADS: dict[str, dict[str, Any]] = {
     EVENTS_STREAM: {"rows_from_document": event_document, "write_rows": write_events},
     STRIPE_STREAM: {"rows_from_document": stripe_document, "write_rows": write_stripe},
     CRAWL_STREAM: {"rows_from_document": crawl_document, "write_rows": write_crawl},
+    RULES_STREAM: {"rows_from_document": rules_document, "write_rows": write_rules},
     AUDIT_STREAM: {"rows_from_document": rejection_document, "table": audit_log, "key": ["audit_id"]},
 }
 

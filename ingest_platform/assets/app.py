@@ -1,17 +1,18 @@
-"""The Ingest Service intake (seed 003): app events, Stripe donations, crawl items and the audit trail.
+"""The Ingest Service intake (seed 003): app events, Stripe donations, crawl items, rules and the audit trail.
 
-The webhook app lands one document per accepted request in the `app_events`, `stripe_events` and `crawl_items`
-streams, each with the request's audit record inside; a rejected request's record lands alone in `app_audit`.
-Each stream has a landing sensor and a raw asset partitioned by the day the files landed. The loaders are the last
-line of every dedup the app does: a repeated idempotency key, a VIEW within the window of a stored one, a Stripe
-event delivered twice, an older crawl of an item never overwrite what is stored.
+The webhook app lands one document per accepted request in the `app_events`, `stripe_events`, `crawl_items` and
+`app_rules` streams, each with the request's audit record inside; a rejected request's record lands alone in
+`app_audit`. Each stream has a landing sensor and a raw asset partitioned by the day the files landed. The loaders
+are the last line of every dedup the app does: a repeated idempotency key, a VIEW within the window of a stored one,
+a Stripe event delivered twice, an older crawl of an item or an older version of a rule never overwrite what is
+stored.
 """
 
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingest_platform.app.documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, STRIPE_STREAM
+from ingest_platform.app.documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, RULES_STREAM, STRIPE_STREAM
 from ingest_platform.loading import LandingBatchConfig
 from ingest_platform.partitions import landed_daily
 from ingest_platform.resources.landing import LandingZoneResource
@@ -57,6 +58,12 @@ app_raw_crawl_items = _landing_asset(
     stream=CRAWL_STREAM,
     description="Crawled items from POST /ingest/crawl, upserted into `crawl_items` by (source_id, external_id); "
     "an older landed version never overwrites a newer one.",
+)
+app_raw_rules = _landing_asset(
+    name="rules",
+    stream=RULES_STREAM,
+    description="The rules dimension from POST /ingest/rules into `rules` by rule_id (the newest `updated_at` "
+    "wins; an older version never overwrites) and `rule_tags`, replaced whole with each stored version's tags.",
 )
 app_raw_audit_log = _landing_asset(
     name="audit_log",
@@ -108,6 +115,7 @@ APP_LANDING_ASSETS = {
     EVENTS_STREAM: app_raw_events,
     STRIPE_STREAM: app_raw_donations,
     CRAWL_STREAM: app_raw_crawl_items,
+    RULES_STREAM: app_raw_rules,
     AUDIT_STREAM: app_raw_audit_log,
 }
 

@@ -18,7 +18,7 @@ from webhook_app import create_app
 APP_TOKEN = "app-token-for-tests"
 IP_HASH_KEY = "ip-hash-key-for-tests"
 STRIPE_SECRET = "whsec_secret_for_tests"
-DATA_STREAMS = ("app_events", "stripe_events", "crawl_items")
+DATA_STREAMS = ("app_events", "stripe_events", "crawl_items", "app_rules")
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 

@@ -17,6 +17,7 @@ from tests.webhook_app.intake_support import (
 
 VIEW = {"events": [{"type": "SAVE", "ruleId": "r"}]}
 CRAWL = {"sourceId": "s", "items": [{"externalId": "e", "url": "https://x.example", "title": "t"}]}
+RULES = {"items": [{"ruleId": "r", "authorId": "a", "title": "t", "updatedAt": "2026-01-01T00:00:00+01:00"}]}
 
 
 @pytest.fixture
@@ -26,8 +27,8 @@ def landing_dir(data_dir: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("path", "body", "default_limit"),
-    [("/ingest/events", VIEW, 60), ("/ingest/crawl", CRAWL, 30)],
-    ids=["events-60-per-minute", "crawl-30-per-minute"],
+    [("/ingest/events", VIEW, 60), ("/ingest/crawl", CRAWL, 30), ("/ingest/rules", RULES, 30)],
+    ids=["events-60-per-minute", "crawl-30-per-minute", "rules-30-per-minute"],
 )
 def test_default_limits_per_client_ip(landing_dir: Path, path: str, body: dict, default_limit: int) -> None:
     client = make_app(landing_dir, TRUSTED_PROXIES=1).test_client()

@@ -10,6 +10,7 @@ from schemathesis.generation.modes import GenerationMode
 from tests.webhook_app.intake_support import APP_TOKEN, landed_data, make_app
 from webhook_app.app_events import EventBatch
 from webhook_app.crawl import CrawlBatch
+from webhook_app.rules import RuleBatch
 
 EXAMPLES_PER_OPERATION = 20
 
@@ -23,6 +24,9 @@ def test_document_covers_every_route_from_its_models(data_dir: Path) -> None:
         ("/api/ingest/bigtop/events", "post"),
         ("/ingest/events", "post"),
         ("/ingest/crawl", "post"),
+        ("/ingest/rules", "post"),
+        ("/cron/rollup", "post"),
+        ("/cron/rebuild-search", "post"),
         ("/ingest/stripe/webhook", "post"),
         ("/scheduler/status", "get"),
         ("/scheduler/sync-now", "post"),
@@ -40,6 +44,18 @@ def test_document_covers_every_route_from_its_models(data_dir: Path) -> None:
     assert set(schemas["CrawlItem"]["required"]) == set(
         CrawlBatch.model_json_schema()["$defs"]["CrawlItem"]["required"]
     )
+    assert (
+        set(schemas["Rule"]["required"])
+        == set(RuleBatch.model_json_schema()["$defs"]["Rule"]["required"])
+        == {
+            "ruleId",
+            "authorId",
+            "title",
+            "updatedAt",
+        }
+    )
+    assert schemas["Rule"]["properties"]["updatedAt"]["format"] == "date-time"
+    assert document["paths"]["/ingest/rules"]["post"]["security"] == [{"appToken": []}]
     assert events["security"] == [{"appToken": []}]
     assert document["components"]["securitySchemes"]["appToken"] == {
         "type": "apiKey",
@@ -56,11 +72,11 @@ def test_document_covers_every_route_from_its_models(data_dir: Path) -> None:
 
 
 def _operations(app):
-    """The intake operations. The /scheduler ones proxy to Dagster, whose absence is a documented 503; they are
-    tested against a real webserver in test_scheduler.py."""
+    """The intake operations. The /scheduler and /cron ones proxy to Dagster, whose absence is a documented 503;
+    they are tested against a real webserver in test_scheduler.py and test_cron.py."""
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    return [operation for operation in operations if not operation.path.startswith("/scheduler/")]
+    return [operation for operation in operations if not operation.path.startswith(("/scheduler/", "/cron/"))]
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])
@@ -71,10 +87,11 @@ def test_schemathesis_finds_no_server_error(data_dir: Path, mode: GenerationMode
         BIGTOP_INGEST_TOKEN="bigtop-token",
         APP_EVENTS_RATE_LIMIT="100000 per minute",
         APP_CRAWL_RATE_LIMIT="100000 per minute",
+        APP_RULES_RATE_LIMIT="100000 per minute",
     )
     credentials = {"x-app-token": APP_TOKEN, "Authorization": "Bearer bigtop-token"}
     operations = _operations(app)
-    assert len(operations) == 5
+    assert len(operations) == 6
 
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not operation.body:
@@ -102,3 +119,4 @@ def test_schemathesis_finds_no_server_error(data_dir: Path, mode: GenerationMode
         counts = landed_data(landing_dir)
         assert counts["app_events"] > 0
         assert counts["crawl_items"] > 0
+        assert counts["app_rules"] > 0

@@ -15,7 +15,15 @@ from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.sensors import landing as landing_sensor_module
 from ingest_platform.sensors.app import app_landing_sensors
-from ingest_platform.warehouse.tables import app_events, audit_log, crawl_items, donations, stripe_events
+from ingest_platform.warehouse.tables import (
+    app_events,
+    audit_log,
+    crawl_items,
+    donations,
+    rule_tags,
+    rules,
+    stripe_events,
+)
 from tests.fakes import stripe as fake_stripe
 from tests.ingest_platform.assets.app_support import load, load_pending, metadata, pending, rows
 from tests.webhook_app.intake_support import STRIPE_SECRET, app_headers, make_app
@@ -304,6 +312,69 @@ def test_same_item_twice_in_a_batch_counts_as_duplicate(client, landing_dir, war
     assert rows(warehouse, crawl_items, "title") == [("B",)]
 
 
+# --- rules -------------------------------------------------------------------------------------------------------
+
+
+def _post_rules(client, *items) -> None:
+    response = client.post("/ingest/rules", json={"items": list(items)}, headers=app_headers())
+    assert response.status_code == 202, response.get_data(as_text=True)
+
+
+def _rule(rule_id="r1", updated="2026-03-01T10:00:00Z", **fields) -> dict:
+    return {"ruleId": rule_id, "authorId": "author_1", "title": "T", "updatedAt": updated, **fields}
+
+
+def _load_rules(warehouse, landing_dir, files) -> dict:
+    return metadata(load(app_assets.app_raw_rules, warehouse, landing_dir, files), app_assets.app_raw_rules)
+
+
+def test_rules_newest_version_wins_and_its_tags_replace_the_old_ones(client, landing_dir, warehouse) -> None:
+    _post_rules(client, _rule(title="Old", tags=["sql", "old"], model="m1", updated="2026-03-01T10:00:00Z"))
+    _post_rules(client, _rule(title="New", tags=["sql", "new", "new"], model="m2", updated="2026-03-02T10:00:00+02:00"))
+    older, newer = pending(landing_dir, "app_rules")
+
+    first = _load_rules(warehouse, landing_dir, [newer])
+    late = _load_rules(warehouse, landing_dir, [older])  # the older version reaches the loader after the newer one
+    _post_rules(client, _rule(title="New", tags=["new", "sql"], model="m2", updated="2026-03-02T08:00:00Z"))
+    same_version_again = load_pending(app_assets.app_raw_rules, warehouse, landing_dir, "app_rules")
+
+    assert (first["inserted"], late["stale_rules"], late["inserted"] + late["updated"]) == (1, 1, 0)
+    assert (same_version_again["stale_rules"], same_version_again["updated"]) == (0, 1)
+    assert rows(warehouse, rules, "rule_id", "author_id", "title", "model", "updated_at") == [
+        ("r1", "author_1", "New", "m2", datetime(2026, 3, 2, 8, tzinfo=UTC))
+    ]
+    assert sorted(rows(warehouse, rule_tags, "rule_id", "tag")) == [("r1", "new"), ("r1", "sql")]
+
+
+def test_rules_arriving_later_with_an_older_updated_at_never_overwrite(client, landing_dir, warehouse) -> None:
+    _post_rules(client, _rule(title="Edited", tags=["a"], updated="2026-03-05T00:00:00Z"), _rule("r2", title="Two"))
+    _post_rules(client, _rule(title="Stale copy", tags=["b"], updated="2026-03-04T00:00:00Z"), _rule("r3", tags=[]))
+
+    figures = load_pending(app_assets.app_raw_rules, warehouse, landing_dir, "app_rules")
+
+    assert (figures["rows"], figures["inserted"], figures["duplicates"], figures["tags"]) == (4, 3, 1, 1)
+    assert rows(warehouse, rules, "rule_id", "title", order_by="rule_id") == [
+        ("r1", "Edited"),
+        ("r2", "Two"),
+        ("r3", "T"),
+    ]
+    assert rows(warehouse, rule_tags, "rule_id", "tag") == [("r1", "a")]
+
+
+def test_a_rule_whose_tags_are_removed_loses_them(client, landing_dir, warehouse) -> None:
+    _post_rules(client, _rule(tags=["a", "b"], updated="2026-03-01T00:00:00Z"), _rule("r2", tags=["keep"]))
+    load_pending(app_assets.app_raw_rules, warehouse, landing_dir, "app_rules")
+    _post_rules(client, _rule(updated="2026-03-02T00:00:00Z"))
+
+    load_pending(app_assets.app_raw_rules, warehouse, landing_dir, "app_rules")
+
+    assert rows(warehouse, rule_tags, "rule_id", "tag") == [("r2", "keep")]
+    [audit] = [
+        record for record in rows(warehouse, audit_log, "action", "outcome", "actor") if record[0] == "ingest.rules"
+    ][:1]
+    assert audit == ("ingest.rules", "accepted", "INGEST_APP_TOKEN#0")
+
+
 # --- audit, quarantine, checks, sensors --------------------------------------------------------------------------
 
 
@@ -419,6 +490,7 @@ def test_landing_sensors_request_partitioned_batches(client, landing_dir, monkey
     _post_events(client, {"type": "SAVE", "ruleId": "r"})
     _post_stripe(client, _succeeded())
     _crawl(client)
+    _post_rules(client, _rule())
     client.post("/ingest/events", json={}, headers=app_headers())  # a rejection: the audit stream
     real_time_ns = landing_sensor_module.time.time_ns
 
@@ -433,6 +505,7 @@ def test_landing_sensors_request_partitioned_batches(client, landing_dir, monkey
         "app_events_landing_sensor",
         "app_stripe_events_landing_sensor",
         "app_crawl_items_landing_sensor",
+        "app_rules_landing_sensor",
         "app_audit_landing_sensor",
     }
     today = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -440,6 +513,7 @@ def test_landing_sensors_request_partitioned_batches(client, landing_dir, monkey
         "app_events_landing_sensor": ("app_events_load_job", "app__raw__events"),
         "app_stripe_events_landing_sensor": ("app_donations_load_job", "app__raw__donations"),
         "app_crawl_items_landing_sensor": ("app_crawl_items_load_job", "app__raw__crawl_items"),
+        "app_rules_landing_sensor": ("app_rules_load_job", "app__raw__rules"),
         "app_audit_landing_sensor": ("app_audit_log_load_job", "app__raw__audit_log"),
     }.items():
         sensor = by_name[name]
