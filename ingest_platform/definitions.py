@@ -16,7 +16,7 @@ from ingest_platform.resources.vivenu import VivenuResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.schedules.bigtop import bigtop_collect_schedule
 from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
-from ingest_platform.sensors.app import app_landing_sensors
+from ingest_platform.sensors.app import app_landing_sensors, app_search_automation_sensor
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from ingest_platform.sensors.vivenu import vivenu_event_list_sensor
@@ -37,6 +37,7 @@ core_defs = dg.Definitions(
     assets=[
         bigtop.bigtop_pushed_events,
         *app.APP_LANDING_ASSETS.values(),
+        app.app_search_rules_index,
         rtarf.rtarf_events_asset,
         vivenu.vivenu_tickets,
         vivenu.vivenu_charity_webhooks,
@@ -46,6 +47,7 @@ core_defs = dg.Definitions(
         bigtop.bigtop_push_load_job,
         bigtop_push_to_production_job,
         *app.app_load_jobs.values(),
+        app.app_search_index_job,
         rtarf.rtarf_sync_job,
         vivenu.vivenu_sync_job,
         vivenu.vivenu_pull_job,
@@ -54,6 +56,7 @@ core_defs = dg.Definitions(
     sensors=[
         bigtop_landing_sensor,
         *app_landing_sensors,
+        app_search_automation_sensor,
         rtarf_run_success_sensor,
         rtarf_run_failure_sensor,
         vivenu_event_list_sensor,

@@ -47,6 +47,7 @@ SENSORS = {
     "app_crawl_items_landing_sensor",
     "app_events_landing_sensor",
     "app_rules_landing_sensor",
+    "app_search_automation_sensor",
     "app_stripe_events_landing_sensor",
     "bigtop_landing_sensor",
     "rtarf_run_failure_sensor",

@@ -129,6 +129,46 @@ app_load_jobs = {
 }
 
 
+# --- search -----------------------------------------------------------------------------------------------------
+
+# Rebuilt whenever a load of rules or crawl items (any landed day) has materialized since the last rebuild, one
+# rebuild at a time. Not `eager()`: that waits while any upstream partition is missing or in progress, and an
+# unpartitioned asset depends on every landed day, most of which never get a file.
+SEARCH_REFRESH = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after rule or crawl loads")
+
+
+@dg.asset(
+    key=["app", "search", "rules_index"],
+    group_name="app",
+    deps=[app_raw_rules, app_raw_crawl_items],
+    kinds={"sql"},
+    automation_condition=SEARCH_REFRESH,
+    description="Full-text index over rules (title, tags, summary) and crawl items (title, summary): PostgreSQL "
+    "tsvector + GIN weighted A/B/C, SQLite FTS5 with bm25 weights 10/4/1. Rebuilt aside and swapped in one "
+    "transaction, so readers never see a half-built index; refreshed by its automation condition after loads.",
+)
+def app_search_rules_index(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from ingest_platform.app.search import index_size, rebuild_index
+
+    with warehouse.engine.connect() as connection:
+        documents = rebuild_index(connection)
+        sizes = index_size(connection)
+    return dg.MaterializeResult(
+        metadata={"documents": documents, "rules": sizes["rule"], "crawl_items": sizes["crawl"]}
+    )
+
+
+app_search_index_job = dg.define_asset_job(
+    "app_search_index_job",
+    selection=[app_search_rules_index],
+    description="Rebuilds the search index; launched by POST /cron/rebuild-search (the automation condition "
+    "refreshes it after loads without it).",
+)
+
+
 # --- checks -----------------------------------------------------------------------------------------------------
 
 

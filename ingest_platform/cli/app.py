@@ -3,8 +3,10 @@
 import argparse
 import hashlib
 import hmac
+import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -14,7 +16,7 @@ DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8080/ingest/stripe/webhook"
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("app", help="Ingest Service intake (app events, Stripe, crawl)")
+    parser = groups.add_parser("app", help="Ingest Service intake (app events, Stripe, crawl, rules) and search")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ip_hash = commands.add_parser(
@@ -30,6 +32,14 @@ def register(groups: argparse._SubParsersAction) -> None:
     send.add_argument("file", type=Path, help="the event as Stripe would send it")
     send.add_argument("--url", default=DEFAULT_WEBHOOK_URL, help=f"webhook endpoint (default {DEFAULT_WEBHOOK_URL})")
     send.set_defaults(handler=_send_stripe_event)
+
+    search = commands.add_parser(
+        "search", help="query the rules and crawl items search index (app/search/rules_index), best match first"
+    )
+    search.add_argument("terms", help="words that must all match (title, tags, summary)")
+    search.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    search.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    search.set_defaults(handler=_search)
 
 
 def _ip_hash(args: argparse.Namespace) -> int:
@@ -55,6 +65,23 @@ def _send_stripe_event(args: argparse.Namespace) -> int:
     )
     print(f"{response.status_code} {response.text.strip()}")
     return 0 if response.is_success else 1
+
+
+def _search(args: argparse.Namespace) -> int:
+    from ingest_platform.app.search import search
+    from ingest_platform.resources.warehouse import WarehouseResource
+
+    with WarehouseResource().engine.connect() as connection:
+        hits = search(connection, args.terms, limit=args.limit)
+    for hit in hits:
+        if args.json:
+            print(json.dumps(asdict(hit)))
+        else:
+            trending = "-" if hit.trending is None else f"{hit.trending:.3f}"
+            print(f"{hit.score:9.4f}  {trending:>8}  {hit.kind:<5}  {hit.id}  {hit.title}")
+    if not hits:
+        print("no matches", file=sys.stderr)
+    return 0 if hits else 1
 
 
 def _first_secret(name: str) -> str | None:

@@ -51,3 +51,13 @@ def rows(warehouse: WarehouseResource, table: sa.Table, *columns: str, order_by:
         query = query.order_by(table.c[order_by])
     with warehouse.engine.connect() as connection:
         return [tuple(row) for row in connection.execute(query)]
+
+
+def drop_search_index(warehouse: WarehouseResource) -> None:
+    """Drop the search index tables, which live outside the migrated schema: the PostgreSQL test database is shared
+    by the whole session, and the migrations test must not find them there."""
+    from ingest_platform.app.search import BUILD_TABLE, INDEX_TABLE
+
+    with warehouse.engine.begin() as connection:
+        for name in (BUILD_TABLE, INDEX_TABLE):
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")

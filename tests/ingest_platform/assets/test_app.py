@@ -25,7 +25,14 @@ from ingest_platform.warehouse.tables import (
     stripe_events,
 )
 from tests.fakes import stripe as fake_stripe
-from tests.ingest_platform.assets.app_support import load, load_pending, metadata, pending, rows
+from tests.ingest_platform.assets.app_support import (
+    drop_search_index,
+    load,
+    load_pending,
+    metadata,
+    pending,
+    rows,
+)
 from tests.webhook_app.intake_support import STRIPE_SECRET, app_headers, make_app
 from webhook_app.landing import LandingWriter
 
@@ -523,3 +530,48 @@ def test_landing_sensors_request_partitioned_batches(client, landing_dir, monkey
         assert sensor.job_name == job
         assert request.partition_key == today
         assert len(request.run_config["ops"][op_name]["config"]["files"]) == 1
+
+
+# --- search index -------------------------------------------------------------------------------------------------
+
+
+def test_search_index_is_rebuilt_after_rule_and_crawl_loads(client, landing_dir, warehouse) -> None:
+    from ingest_platform.app.search import search
+
+    index = app_assets.app_search_rules_index
+    resources = {"warehouse": warehouse, "landing": LandingZoneResource(landing_dir=str(landing_dir))}
+    graph = dg.Definitions(
+        assets=[app_assets.app_raw_rules, app_assets.app_raw_crawl_items, index], resources=resources
+    )
+
+    def run(asset, files=None):
+        config = {"ops": {asset.op.name: {"config": {"files": files}}}} if files else None
+        day = {"partition_key": datetime.now(UTC).strftime("%Y-%m-%d")} if files else {}
+        dg.materialize([asset], instance=instance, resources=resources, run_config=config, **day)
+
+    def search_ids(terms):
+        with warehouse.engine.connect() as connection:
+            return [hit.id for hit in search(connection, terms)]
+
+    with dg.instance_for_test() as instance:
+        never_built = dg.evaluate_automation_conditions(defs=graph, instance=instance)
+        run(index)
+        built = dg.evaluate_automation_conditions(defs=graph, instance=instance, cursor=never_built.cursor)
+        _post_rules(client, _rule(title="Window functions"))
+        run(app_assets.app_raw_rules, pending(landing_dir, "app_rules"))
+        after_rules = dg.evaluate_automation_conditions(defs=graph, instance=instance, cursor=built.cursor)
+        stale = search_ids("window")
+        run(index)
+        rebuilt = dg.evaluate_automation_conditions(defs=graph, instance=instance, cursor=after_rules.cursor)
+        _crawl(client, title="Window cleaning")
+        run(app_assets.app_raw_crawl_items, pending(landing_dir, "crawl_items"))
+        after_crawl = dg.evaluate_automation_conditions(defs=graph, instance=instance, cursor=rebuilt.cursor)
+        run(index)
+
+    requested = [result.get_num_requested(index.key) for result in (never_built, built, after_rules, rebuilt)]
+    found = search_ids("window")
+    drop_search_index(warehouse)
+    # A fresh deployment waits for its first load (or POST /cron/rebuild-search): nothing to index before that.
+    assert [*requested, after_crawl.get_num_requested(index.key)] == [0, 0, 1, 0, 1]
+    assert stale == []
+    assert found == ["r1", "partner/x1"]
