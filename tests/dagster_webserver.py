@@ -36,8 +36,10 @@ def dagster_webserver(
     ready_query: str,
     ready: Callable[[dict[str, Any]], bool],
     timeout: float = 180,
+    workspace: Path = REPO_ROOT / "workspace.yaml",
 ) -> Iterator[str]:
-    """Serve the project's workspace.yaml; yields the GraphQL URL once `ready(response_json)` holds.
+    """Serve `workspace` (the project's workspace.yaml by default); yields the GraphQL URL once `ready(response_json)`
+    holds.
 
     The webserver runs in its own session: on exit it gets SIGTERM, then its whole process group (code server,
     run workers) is killed, so nothing outlives the test.
@@ -48,7 +50,7 @@ def dagster_webserver(
     log_path = home / "webserver.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(WEBSERVER), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+            [str(WEBSERVER), "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)],
             cwd=REPO_ROOT,
             env={**env, "DAGSTER_HOME": str(home)},
             stdout=log,

@@ -1,28 +1,25 @@
 """The RTARF scheduler API of seed 004, backed by Dagster: status, sync-now, start and stop of `rtarf_sync_schedule`.
 
 Every route needs `Authorization: Bearer <RTARF_API_TOKEN>`. The app talks to the Dagster webserver's GraphQL API
-at DAGSTER_GRAPHQL_URL with `dagster-graphql`'s client: its typed calls where it has them (launching a run, a run's
-status), its underlying GraphQL execution for the rest (schedule state, start/stop, run counts, run metadata).
+at DAGSTER_GRAPHQL_URL through `webhook_app.dagster_api` (shared with /cron/*): schedule state, start/stop, run
+counts, run metadata.
 Job, schedule and asset names are repeated here because the webhook app never imports `ingest_platform`.
 """
 
 import os
-import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel, ConfigDict
 
 from webhook_app.auth import require_bearer
-from webhook_app.errors import ApiError
+from webhook_app.dagster_api import FINISHED, GRAPHQL_URL_ENV, IN_FLIGHT, DagsterApi, dagster_error
 from webhook_app.openapi import Credential, documented
+from webhook_app.validation import query_flag
 
 TOKEN_ENV = "RTARF_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
-GRAPHQL_URL_ENV = "DAGSTER_GRAPHQL_URL"
 SHARED_ENV = (TOKEN_ENV, GRAPHQL_URL_ENV)
-DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
 # App settings, overridable as WEBHOOK_<NAME>.
 DEFAULTS = {
     # Longest ?wait=true waits before answering 202 with the run still going; below gunicorn's default 30 s worker
@@ -37,11 +34,7 @@ SCHEDULE_NAME = "rtarf_sync_schedule"
 ASSET_PATH = ["rtarf", "raw", "events"]
 TRIGGER_TAG = "ingest_platform/rtarf_trigger"
 INTERVAL_METADATA_KEY = "interval_seconds"
-FINISHED = {"SUCCESS": "success", "FAILURE": "failed", "CANCELED": "canceled"}
-IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
 RESULT_FIGURES = ("total_processed", "inserted", "updated", "unchanged", "bad_documents")
-_TRUE = {"1", "true", "yes"}
-_FALSE = {"0", "false", "no", ""}
 
 bp = Blueprint("scheduler", __name__, url_prefix="/scheduler")
 
@@ -117,7 +110,7 @@ def status():
     tags=("rtarf",),
 )
 def sync_now():
-    wait = _flag("wait")
+    wait = query_flag("wait")
     dagster = _Dagster()
     partition = datetime.now(UTC).date().isoformat()
     run_id = dagster.launch_sync(partition)
@@ -176,45 +169,17 @@ def stop():
     return jsonify({"message": message, "scheduler_status": dagster.status()})
 
 
-def _flag(name: str) -> bool:
-    raw = request.args.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ApiError(
-        422,
-        "validation_failed",
-        "The query string does not match the schema.",
-        [{"field": name, "problem": f"must be true or false, got {request.args.get(name)!r}"}],
-    )
-
-
-class _Dagster:
+class _Dagster(DagsterApi):
     """The Dagster deployment at DAGSTER_GRAPHQL_URL, answering in the shapes of the seed's API."""
 
     def __init__(self) -> None:
-        self.url = current_app.config.get(GRAPHQL_URL_ENV) or DEFAULT_GRAPHQL_URL
-        parts = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
-        path = parts.path.rstrip("/")
-        path = path.removesuffix("/graphql")
-        # Imported here, not at module level: dagster_graphql loads Dagster itself (~0.7 s), which the other
-        # endpoints and every worker's start-up should not pay.
-        from dagster_graphql import DagsterGraphQLClient
-
-        self.client = DagsterGraphQLClient(
-            parts.hostname or "127.0.0.1",
-            port_number=parts.port,
-            use_https=parts.scheme == "https",
-            path_prefix=path,
-            timeout=int(current_app.config["DAGSTER_TIMEOUT_SECONDS"]),
-        )
+        super().__init__()
         self._selector: dict[str, str] | None = None
 
     # --- the seed's operations ---
 
     def status(self) -> dict[str, Any]:
-        data = self._execute(
+        data = self.execute(
             STATUS_QUERY,
             {
                 "selector": self.selector(),
@@ -228,7 +193,7 @@ class _Dagster:
         schedule = self._schedule_from(data["scheduleOrError"])
         for name in ("succeeded", "failed", "canceled", "inFlight", "last"):
             if data[name]["__typename"] != "Runs":
-                raise _dagster_error("Dagster could not list the sync runs", data[name])
+                raise dagster_error("Dagster could not list the sync runs", data[name])
         succeeded, failed, canceled = (data[name]["count"] for name in ("succeeded", "failed", "canceled"))
         total = succeeded + failed + canceled
         last = (data["last"].get("results") or [None])[0]
@@ -249,140 +214,53 @@ class _Dagster:
         }
 
     def launch_sync(self, partition: str) -> str:
-        selector = self.selector()
-        return self._call(
-            lambda: self.client.submit_job_execution(
-                JOB_NAME,
-                repository_location_name=selector["repositoryLocationName"],
-                repository_name=selector["repositoryName"],
-                run_config={},
-                tags={"dagster/partition": partition, TRIGGER_TAG: "manual"},
-            )
-        )
+        return self.launch(JOB_NAME, self.selector(), tags={"dagster/partition": partition, TRIGGER_TAG: "manual"})
 
     def wait_for(self, run_id: str, *, timeout: float) -> dict[str, Any] | None:
         """The run's outcome and figures once it finishes, or None if it is still going after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
         poll = float(current_app.config["RTARF_SYNC_POLL_SECONDS"])
-        while True:
-            run_status = self._call(lambda: self.client.get_run_status(run_id)).value
-            if run_status in FINISHED:
-                break
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-        figures = self._run_figures(run_id)
-        return {"status": FINISHED[run_status], **{name: figures.get(name) for name in RESULT_FIGURES}}
+        outcome = self.wait_for_runs([run_id], timeout=timeout, poll=poll)[run_id]
+        if outcome == "running":
+            return None
+        figures = self.materialization_figures(run_id).get("/".join(ASSET_PATH), {})
+        return {"status": outcome, **{name: figures.get(name) for name in RESULT_FIGURES}}
 
     def set_running(self, running: bool) -> bool:
         """Turn the schedule on or off; returns whether it was running before."""
-        data = self._execute(SCHEDULE_QUERY, {"selector": self.selector()})
+        data = self.execute(SCHEDULE_QUERY, {"selector": self.selector()})
         state = self._schedule_from(data["scheduleOrError"])["scheduleState"]
         was_running = state["status"] == "RUNNING"
         if running and not was_running:
-            result = self._execute(START_MUTATION, {"selector": self.selector()})["startSchedule"]
+            result = self.execute(START_MUTATION, {"selector": self.selector()})["startSchedule"]
         elif not running and was_running:
-            result = self._execute(STOP_MUTATION, {"id": state["id"]})["stopRunningSchedule"]
+            result = self.execute(STOP_MUTATION, {"id": state["id"]})["stopRunningSchedule"]
         else:
             return was_running
         if result["__typename"] != "ScheduleStateResult":
-            raise _dagster_error(f"Dagster refused to change {SCHEDULE_NAME}", result)
+            raise dagster_error(f"Dagster refused to change {SCHEDULE_NAME}", result)
         return was_running
 
     # --- plumbing ---
 
     def selector(self) -> dict[str, str]:
-        """Where the schedule lives: found in the workspace, so the code location's name need not be configured."""
-        if self._selector is not None:
-            return self._selector
-        data = self._execute(WORKSPACE_QUERY)
-        repositories = data["repositoriesOrError"]
-        if repositories["__typename"] != "RepositoryConnection":
-            raise _dagster_error("Dagster could not list its repositories", repositories)
-        for repository in repositories["nodes"]:
-            if any(schedule["name"] == SCHEDULE_NAME for schedule in repository["schedules"]):
-                self._selector = {
-                    "repositoryLocationName": repository["location"]["name"],
-                    "repositoryName": repository["name"],
-                    "scheduleName": SCHEDULE_NAME,
-                }
-                return self._selector
-        problems = [
-            f"{entry['name']}: {_root_cause(entry['locationOrLoadError'])}"
-            for entry in data["workspaceOrError"].get("locationEntries", [])
-            if (entry.get("locationOrLoadError") or {}).get("__typename") == "PythonError"
-        ]
-        raise ApiError(
-            503,
-            "schedule_unavailable",
-            f"Dagster at {self.url} has no {SCHEDULE_NAME}"
-            + (f"; code locations failing to load: {'; '.join(problems)}" if problems else ""),
-        )
-
-    def _run_figures(self, run_id: str) -> dict[str, Any]:
-        data = self._execute(RUN_QUERY, {"runId": run_id})["runOrError"]
-        figures: dict[str, Any] = {}
-        for materialization in data.get("assetMaterializations") or []:
-            if materialization["assetKey"]["path"] == ASSET_PATH:
-                for entry in materialization["metadataEntries"]:
-                    if "intRepr" in entry:
-                        figures[entry["label"]] = int(entry["intRepr"])
-        return figures
+        """Where the schedule lives."""
+        if self._selector is None:
+            repository = self.find_repository(
+                holds=lambda node: any(schedule["name"] == SCHEDULE_NAME for schedule in node["schedules"]),
+                wanted=SCHEDULE_NAME,
+                error="schedule_unavailable",
+            )
+            self._selector = {**repository, "scheduleName": SCHEDULE_NAME}
+        return self._selector
 
     def _schedule_from(self, result: dict[str, Any]) -> dict[str, Any]:
         if result["__typename"] != "Schedule":
-            raise _dagster_error(f"Dagster could not read {SCHEDULE_NAME}", result)
+            raise dagster_error(f"Dagster could not read {SCHEDULE_NAME}", result)
         return result
 
     @staticmethod
     def _runs_filter(statuses: list[str]) -> dict[str, Any]:
         return {"pipelineName": JOB_NAME, "statuses": statuses}
-
-    def _execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        # The client's typed methods do not cover schedules or run metadata; its own execution path does, with
-        # the same error handling.
-        return self._call(lambda: self.client._execute(query, variables))
-
-    def _call(self, operation):
-        from dagster_graphql import DagsterGraphQLClientError
-
-        try:
-            return operation()
-        except DagsterGraphQLClientError as error:
-            cause = _unreachable_cause(error)
-            if cause is not None:
-                raise ApiError(
-                    503,
-                    "dagster_unavailable",
-                    f"Dagster is not reachable at {self.url} ({type(cause).__name__}); is the webserver running? "
-                    "Retry later.",
-                ) from None
-            raise ApiError(502, "dagster_error", f"Dagster answered with an error: {_first_line(error)}") from None
-
-
-def _unreachable_cause(error: BaseException) -> BaseException | None:
-    """The network failure or webserver 5xx behind a client error, if that is what it is."""
-    # Imported here like the client itself: the GraphQL stack stays out of every worker's start-up.
-    import requests
-    from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
-
-    unreachable = (requests.ConnectionError, requests.Timeout, TransportConnectionFailed, TransportServerError)
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, unreachable):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _root_cause(python_error: dict[str, Any]) -> str:
-    """The innermost error's first line: for a failing import, the exception the project raised, not the wrapper."""
-    innermost = (python_error.get("causes") or [python_error])[-1]
-    return innermost["message"].strip().splitlines()[0][:500]
-
-
-def _dagster_error(what: str, result: dict[str, Any]) -> ApiError:
-    return ApiError(502, "dagster_error", f"{what}: {result['__typename']}: {result.get('message', '')}".strip())
 
 
 def _interval(schedule: dict[str, Any]) -> int | None:
@@ -395,29 +273,6 @@ def _interval(schedule: dict[str, Any]) -> int | None:
 def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
 
-
-def _first_line(error: Exception) -> str:
-    text = " ".join(str(part) for part in error.args) or type(error).__name__
-    return text.strip().splitlines()[0][:300]
-
-
-WORKSPACE_QUERY = """
-query RtarfWorkspace {
-  repositoriesOrError {
-    __typename
-    ... on RepositoryConnection { nodes { name location { name } schedules { name } } }
-    ... on PythonError { message }
-  }
-  workspaceOrError {
-    ... on Workspace {
-      locationEntries {
-        name
-        locationOrLoadError { __typename ... on PythonError { message causes { message } } }
-      }
-    }
-  }
-}
-"""
 
 _SCHEDULE_FIELDS = """
     __typename
@@ -452,20 +307,6 @@ query RtarfStatus(
     {_RUNS_ERRORS} ... on Runs {{ results {{ runId status endTime }} }}
   }}
 }}
-"""
-
-RUN_QUERY = """
-query RtarfRun($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run {
-      assetMaterializations {
-        assetKey { path }
-        metadataEntries { label ... on IntMetadataEntry { intRepr } }
-      }
-    }
-  }
-}
 """
 
 START_MUTATION = """

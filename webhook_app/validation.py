@@ -10,6 +10,9 @@ from webhook_app.errors import ApiError, validation_fields
 
 Model = TypeVar("Model", bound=BaseModel)
 
+_TRUE = {"1", "true", "yes"}
+_FALSE = {"0", "false", "no", ""}
+
 
 def json_body(model: type[Model]) -> Model:
     return parse_json(model, json_request_bytes())
@@ -54,3 +57,18 @@ def parse_json(model: type[Model], body: bytes) -> Model:
         raise ApiError(
             422, "validation_failed", "The body does not match the schema.", validation_fields(error)
         ) from None
+
+
+def query_flag(name: str) -> bool:
+    """A true/false query parameter (absent: false); anything else is a 422 naming it."""
+    raw = request.args.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ApiError(
+        422,
+        "validation_failed",
+        "The query string does not match the schema.",
+        [{"field": name, "problem": f"must be true or false, got {request.args.get(name)!r}"}],
+    )

@@ -17,7 +17,7 @@ from tests.dagster_webserver import dagster_webserver
 from tests.fakes.elasticsearch import FakeElasticsearch
 from tests.fakes.rtarf_documents import INDEX, day_documents, event_source
 from webhook_app import create_app
-from webhook_app.scheduler import WORKSPACE_QUERY
+from webhook_app.dagster_api import WORKSPACE_QUERY
 
 TOKEN = "rtarf-api-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
