@@ -100,7 +100,7 @@ def _build_postgresql(connection: sa.Connection) -> int:
         """
     )
     connection.exec_driver_sql(f"CREATE INDEX {BUILD_TABLE}_document ON {BUILD_TABLE} USING GIN (document)")
-    connection.exec_driver_sql(f"CREATE INDEX {BUILD_TABLE}_rule_id ON {BUILD_TABLE} (rule_id)")
+    connection.exec_driver_sql(f"CREATE UNIQUE INDEX {BUILD_TABLE}_id ON {BUILD_TABLE} (id, kind)")
     connection.exec_driver_sql(f"ANALYZE {BUILD_TABLE}")
     return connection.exec_driver_sql(f"SELECT count(*) FROM {BUILD_TABLE}").scalar_one()
 
@@ -110,26 +110,39 @@ def _swap_postgresql(connection: sa.Connection) -> None:
     # wait for it and then, the name resolved again, read the new table.
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {INDEX_TABLE}")
     connection.exec_driver_sql(f"ALTER TABLE {BUILD_TABLE} RENAME TO {INDEX_TABLE}")
-    for suffix in ("document", "rule_id"):
+    for suffix in ("document", "id"):
         connection.exec_driver_sql(f"ALTER INDEX {BUILD_TABLE}_{suffix} RENAME TO {INDEX_TABLE}_{suffix}")
 
 
 def _postgresql_query(trending: bool) -> str:
+    # Rank every match, keep those scoring at least the limit-th best (ties at the cut included, so the tie-break
+    # sees all of them), and only then look up their trending scores and texts: joining the trending table to
+    # every match cost more than ranking them.
     trending_join = (
-        f"""LEFT JOIN {TRENDING_TABLE} m ON m.rule_id = s.rule_id
+        f"""LEFT JOIN {TRENDING_TABLE} m ON m.rule_id = c.rule_id
                AND m.day = (SELECT max(day) FROM {TRENDING_TABLE})"""
         if trending
         else ""
     )
     trending_value = "m.trending_score" if trending else "CAST(NULL AS DOUBLE PRECISION)"
     return f"""
-        SELECT s.kind, s.id, s.title, s.summary, s.tags, s.url,
-               CAST(ts_rank(s.document, q.query) AS DOUBLE PRECISION) AS score, {trending_value} AS trending
-        FROM {INDEX_TABLE} s
-        CROSS JOIN plainto_tsquery('{TEXT_CONFIG}', :terms) AS q(query)
+        WITH ranked AS MATERIALIZED (
+            SELECT s.kind, s.id, s.rule_id, CAST(ts_rank(s.document, q.query) AS DOUBLE PRECISION) AS score
+            FROM {INDEX_TABLE} s
+            CROSS JOIN plainto_tsquery('{TEXT_CONFIG}', :terms) AS q(query)
+            WHERE s.document @@ q.query
+        ),
+        candidates AS (
+            SELECT * FROM ranked
+            WHERE score >= COALESCE(
+                (SELECT score FROM ranked ORDER BY score DESC OFFSET :limit - 1 LIMIT 1), '-infinity'
+            )
+        )
+        SELECT c.kind, c.id, s.title, s.summary, s.tags, s.url, c.score, {trending_value} AS trending
+        FROM candidates c
+        JOIN {INDEX_TABLE} s ON s.kind = c.kind AND s.id = c.id
         {trending_join}
-        WHERE s.document @@ q.query
-        ORDER BY score DESC, trending DESC NULLS LAST, s.kind DESC, s.id
+        ORDER BY c.score DESC, trending DESC NULLS LAST, c.kind DESC, c.id
         LIMIT :limit
     """
 

@@ -171,6 +171,8 @@ def test_trending_breaks_ties_between_equal_text_ranks(warehouse: WarehouseResou
     assert twins_ranked == [("twin-c", 4.0), ("twin-a", 0.5), ("twin-b", None)]
     assert len({hit.score for hit in hits if hit.id.startswith("twin")}) == 1
     assert hits[0].id == "solo"  # trending breaks ties only; it never lifts a weaker text match
+    # A limit that cuts through the tie still picks by trending among all the tied documents.
+    assert [hit.id for hit in _search(warehouse, "window", limit=2)] == ["solo", "twin-c"]
 
 
 def test_a_reader_during_rebuilds_sees_the_old_or_the_new_index_never_an_empty_one(
