@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from dagster_graphql import DagsterGraphQLClient
 from flask.testing import FlaskClient
 
 from tests.dagster_webserver import REPO_ROOT, dagster_webserver
@@ -131,6 +132,31 @@ def test_dry_run_launches_and_writes_nothing_and_reports_partition_states(
     assert body["message"] == "Dry run: 3 days, 6 asset partitions missing or stale; nothing launched"
     assert run_count(graphql_url) == runs_before
     assert outputs(output_dir) == files_before
+
+
+def test_dry_run_reports_downstream_partitions_stale_after_an_upstream_rerun(client: FlaskClient, graphql_url: str):
+    day = "2026-06-15"
+    done = client.post("/cron/rollup?wait=1", json={"date": day, "daysToProcess": 1}, headers=HEADERS)
+    assert done.status_code == 200, done.get_json()
+    port = int(graphql_url.rsplit(":", 1)[1].split("/")[0])
+    rerun = DagsterGraphQLClient("127.0.0.1", port_number=port).submit_job_execution(
+        "app_rollup_job", asset_selection=[["app", "metrics", "rule_metric_daily"]], tags={"dagster/partition": day}
+    )
+    assert wait_until_finished(graphql_url, [rerun]) == {rerun: "SUCCESS"}
+
+    plan = client.post("/cron/rollup", json={"date": day, "daysToProcess": 1, "dryRun": True}, headers=HEADERS)
+
+    assert plan.get_json()["plan"] == [
+        {
+            "date": day,
+            "partitions": {
+                "app/metrics/rule_metric_daily": "fresh",
+                "app/metrics/author_metric_daily": "stale",
+                "app/metrics/leaderboards": "stale",
+            },
+            "would_compute": True,
+        }
+    ]
 
 
 def test_without_wait_the_runs_are_launched_and_their_ids_returned(client: FlaskClient, graphql_url: str):
