@@ -60,6 +60,8 @@ def client(graphql_url: str) -> FlaskClient:
             "CRON_POLL_SECONDS": 0.2,
             # A run worker starts a Python process; on a loaded machine that alone can take many seconds.
             "CRON_WAIT_SECONDS": 240,
+            # The webserver answers slowly while run workers start on the shared cores.
+            "DAGSTER_TIMEOUT_SECONDS": 60,
         }
     )
     return app.test_client()
