@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from ingest_limits import BIGINT_MAX, BIGTOP_EXTERNAL_ID_CHARS, IDENTIFIER_CHARS, LATEST_EPOCH_SECONDS, STRIPE_ID_CHARS
+from ingest_limits import (
+    BIGINT_MAX,
+    BIGTOP_EXTERNAL_ID_CHARS,
+    IDENTIFIER_CHARS,
+    LATEST_EPOCH_SECONDS,
+    STRIPE_ID_CHARS,
+    ZONED_TIMESTAMP_PATTERN,
+)
 from tests.fakes import stripe as fake_stripe
 from tests.webhook_app.intake_support import STRIPE_SECRET, app_headers, landed_data, make_app
 from tests.webhook_app.test_bigtop import batch as bigtop_batch
@@ -177,3 +184,12 @@ def test_a_stripe_signature_from_the_future_beyond_the_tolerance_is_refused(clie
         assert response.get_json()["error"] == "invalid_signature"
         assert "future" in response.get_json()["fields"][0]["problem"]
         assert landed_data(landing_dir)["stripe_events"] == 0
+
+
+def test_the_openapi_document_states_the_limits(client) -> None:
+    schemas = client.get("/openapi.json").get_json()["components"]["schemas"]
+    [ts] = [option for option in schemas["AppEvent"]["properties"]["ts"]["anyOf"] if option.get("type") == "string"]
+    assert (ts["format"], ts["pattern"]) == ("date-time", ZONED_TIMESTAMP_PATTERN)
+    [amount] = [option for option in schemas["StripeObject"]["properties"]["amount"]["anyOf"] if "maximum" in option]
+    assert (amount["type"], amount["minimum"], amount["maximum"]) == ("integer", -(2**63), BIGINT_MAX)
+    assert schemas["StripeEvent"]["properties"]["created"]["maximum"] == LATEST_EPOCH_SECONDS
