@@ -128,6 +128,7 @@ def test_a_full_disk_is_503_for_accepted_requests_4xx_for_rejected_and_recovers(
 
     full = post(client, good_request(intake))
     assert (full.status_code, full.get_json()["error"]) == (503, "landing_unavailable")
+    assert "Retry-After" in full.headers
     assert post(client, unauthenticated(intake)).status_code in (400, 401)
     if intake != "bigtop":  # Big Top's rejections are not audited
         assert "could not land the audit record" in caplog.text
@@ -171,14 +172,15 @@ def test_a_landing_path_under_a_regular_file_is_503_not_500(tmp_path: Path, inta
     assert post(client, unstorable(intake)).status_code == 422
 
 
-def test_the_default_claim_store_on_an_unusable_volume_is_a_503_too(tmp_path: Path) -> None:
+def test_the_default_claim_store_on_an_unusable_volume_is_a_503_not_a_500(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    # The dedup claims live in <landing>/.state by default; a VIEW needs one before anything lands.
+    # The dedup claims live in <landing>/.state by default; a VIEW takes one before anything lands.
     client = make_app(blocker / "landing").test_client()
-    response = post(client, good_request("events"))
-    assert response.status_code == 503
-    assert response.get_json()["error"] in ("dedup_unavailable", "landing_unavailable")
+    view = json.dumps({"events": [{"type": "VIEW", "ruleId": "rule-1"}]}).encode()
+    response = post(client, ("/ingest/events", view, app_headers()))
+    assert (response.status_code, response.get_json()["error"]) == (503, "dedup_unavailable")
+    assert "Retry-After" in response.headers
 
 
 @pytest.mark.parametrize("intake", INTAKES)
