@@ -27,6 +27,7 @@ from webhook_app.errors import ApiError, validation_fields
 Model = TypeVar("Model", bound=BaseModel)
 
 SCHEMA_MISMATCH = "The body does not match the schema."
+UNSTORABLE = "The body holds values the warehouse cannot store."
 
 
 class _ZonedTimestamp:
@@ -150,4 +151,4 @@ def problem_fields(problems: list[tuple[str, str]]) -> list[dict[str, str]]:
 
 def refuse_unstorable(fields: list[dict[str, str]]) -> None:
     if fields:
-        raise ApiError(422, "validation_failed", SCHEMA_MISMATCH, fields)
+        raise ApiError(422, "validation_failed", UNSTORABLE, fields)
