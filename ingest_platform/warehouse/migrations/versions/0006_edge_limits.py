@@ -1,7 +1,10 @@
 """The limits of `ingest_limits` as CHECK constraints: key lengths the btree indexes hold, times within 1900-2200.
 
 The values are written out here, as they were when this migration was made; a later change of a limit is a new
-migration. On SQLite each table is rebuilt (batch mode) to take its constraints.
+migration. On PostgreSQL the constraints are added NOT VALID: they hold for every row written from now on, and a
+row an older intake let through (a year-10000 event) does not stop the upgrade; `ALTER TABLE … VALIDATE
+CONSTRAINT` checks the old rows once they are cleaned up. On SQLite each table is rebuilt (batch mode) to take its
+constraints, which checks the rows it copies.
 
 Revision ID: edge_0006
 Revises: 0005
@@ -35,7 +38,9 @@ def upgrade() -> None:
     for table, columns in KEY_COLUMN_CHARS.items():
         with op.batch_alter_table(table) as batch:
             for column, chars in columns.items():
-                batch.create_check_constraint(f"ck_{table}_{column}_length", f"length({column}) <= {chars}")
+                batch.create_check_constraint(
+                    f"ck_{table}_{column}_length", f"length({column}) <= {chars}", postgresql_not_valid=True
+                )
             for column in TIME_COLUMNS.get(table, ()):
                 value = sa.column(column, UtcDateTime)
                 batch.create_check_constraint(
@@ -43,6 +48,7 @@ def upgrade() -> None:
                     sa.and_(
                         value >= sa.literal(EARLIEST_TIME, UtcDateTime), value < sa.literal(END_OF_TIME, UtcDateTime)
                     ),
+                    postgresql_not_valid=True,
                 )
 
 
