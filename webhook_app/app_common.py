@@ -6,6 +6,7 @@ from flask import current_app
 from pydantic import ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from ingest_limits import IDENTIFIER_CHARS
 from webhook_app import audit
 from webhook_app.auth import require_header_token
 from webhook_app.openapi import Credential
@@ -16,8 +17,10 @@ APP_TOKEN = Credential("appToken", {"type": "apiKey", "in": "header", "name": AP
 # The app speaks camelCase JSON; problems are reported under the names the client sent.
 CAMEL_MODEL = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
 
-# Ids of the app's database (cuids) and partners' ids: non-empty, bounded, printable.
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191, pattern=r"^\S+$")]
+# Ids of the app's database (cuids) and partners' ids: non-empty, printable, bounded as the warehouse's keys are.
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=IDENTIFIER_CHARS, pattern=r"^\S+$")
+]
 
 
 def require_app_token() -> None:

@@ -10,15 +10,16 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from flask import Blueprint, current_app, jsonify
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ingest_limits import IDEMPOTENCY_KEY_CHARS
 from webhook_app import audit
 from webhook_app.app_common import APP_TOKEN, CAMEL_MODEL, Identifier, land_accepted, require_app_token
 from webhook_app.claims import ClaimStoreUnavailable
 from webhook_app.client_ip import client_ip, ip_hash_secret, keyed_ip_hash
 from webhook_app.errors import ApiError
 from webhook_app.openapi import documented
-from webhook_app.validation import json_body
+from webhook_app.validation import ZonedTimestamp, json_body
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ class AppEvent(BaseModel):
     type: Literal["VIEW", "COPY", "SAVE", "FORK", "VOTE"]
     rule_id: Identifier
     user_id: Identifier | None = Field(default=None, description="Absent for anonymous visitors.")
-    ts: AwareDatetime | None = Field(default=None, description="When it happened; defaults to the receive time.")
-    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+    ts: ZonedTimestamp | None = Field(default=None, description="When it happened; defaults to the receive time.")
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_CHARS)] | None = Field(
         default=None, description="An event repeating a key already seen is accepted and not stored again."
     )
 

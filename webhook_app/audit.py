@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 
 from webhook_app.client_ip import client_ip_hash
+from webhook_app.landing import LandingUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,10 @@ def init_app(app: Flask, actions: dict[str, str]) -> None:
             current_app.extensions["landing"].land(
                 stream=AUDIT_STREAM, request_id=request_id(), received_at=received_at(), payload={"audit": record}
             )
-        except OSError:
-            # The client's answer stands; a lost rejection record must not turn a 4xx into a 5xx.
-            log.exception("could not land the audit record of request %s", request_id())
+        except LandingUnavailable as error:
+            # The client's answer stands (a 4xx, or the 503 of a full disk); a lost rejection record must not turn
+            # it into a 500.
+            log.error("could not land the audit record of request %s: %s", request_id(), error)
         return response
 
 

@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal, NotRequired
 
 from flask import Blueprint, current_app, jsonify
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, with_config
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, with_config
 from typing_extensions import TypedDict
 
+from ingest_limits import BIGTOP_EXTERNAL_ID_CHARS
 from webhook_app.auth import require_bearer
 from webhook_app.errors import ApiError
 from webhook_app.landing import RawJson
 from webhook_app.openapi import Credential, documented
-from webhook_app.validation import json_request_bytes, parse_json
+from webhook_app.validation import ZonedTimestamp, json_request_bytes, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,12 @@ HttpUrlText = Annotated[
 # model instance and Python validators per event cost 0.5 ms a batch, most of what parsing the JSON costs.
 @with_config(ConfigDict(extra="forbid", strict=True))
 class PushedEvent(TypedDict):
-    external_id: Annotated[NonEmpty, StringConstraints(max_length=512), Field(description="The iCal UID.")]
+    external_id: Annotated[
+        NonEmpty, StringConstraints(max_length=BIGTOP_EXTERNAL_ID_CHARS), Field(description="The iCal UID.")
+    ]
     title: Annotated[NonEmpty, StringConstraints(max_length=1000)]
-    start_utc: AwareDatetime
-    end_utc: NotRequired[AwareDatetime | None]
+    start_utc: ZonedTimestamp
+    end_utc: NotRequired[ZonedTimestamp | None]
     description: NotRequired[Annotated[str, StringConstraints(max_length=50_000)] | None]
     location: NotRequired[Annotated[str, StringConstraints(max_length=1000)] | None]
     external_url: NotRequired[HttpUrlText | None]
@@ -61,7 +64,7 @@ class PushBatch(BaseModel):
 
     source_id: Literal[5] = Field(default=5, description="Big Top's source id; no other source is accepted here.")
     run_id: Annotated[NonEmpty, StringConstraints(max_length=200)]
-    sent_at: AwareDatetime
+    sent_at: ZonedTimestamp
     events: Annotated[list[PushedEvent], Field(min_length=1, max_length=MAX_EVENTS)]
 
 

@@ -81,7 +81,8 @@ class SqliteClaimStore:
         try:
             with self._write_lock:
                 return self._claim(claims, self._clock())
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
+            # OSError: the store's directory cannot be created (the landing volume is read-only or not a directory).
             raise ClaimStoreUnavailable(str(error)) from error
 
     def _claim(self, claims: Sequence[Claim], now: float) -> list[bool]:
@@ -116,7 +117,7 @@ class SqliteClaimStore:
         try:
             connection = self._connection()
             connection.executemany("DELETE FROM claims WHERE key = ?", [(key,) for key in keys])
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise ClaimStoreUnavailable(str(error)) from error
 
     def _connection(self) -> sqlite3.Connection:

@@ -5,10 +5,11 @@ from typing import Annotated, Any
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from ingest_limits import json_problems
 from webhook_app import audit
 from webhook_app.app_common import APP_TOKEN, CAMEL_MODEL, Identifier, land_accepted, require_app_token
 from webhook_app.openapi import documented
-from webhook_app.validation import json_body
+from webhook_app.validation import json_body, problem_fields, refuse_unstorable
 
 STREAM = "crawl_items"
 ACTION = "ingest.crawl"
@@ -66,6 +67,17 @@ class CrawlAccepted(BaseModel):
 def ingest_crawl():
     require_app_token()
     batch = json_body(CrawlBatch)
+    # `raw` is free-form, so no field type holds it to the limits: a NaN would otherwise land as null.
+    refuse_unstorable(
+        problem_fields(
+            [
+                problem
+                for position, item in enumerate(batch.items)
+                if item.raw is not None
+                for problem in json_problems(item.raw, f"items.{position}.raw")
+            ]
+        )
+    )
     land_accepted(
         stream=STREAM,
         action=ACTION,

@@ -61,7 +61,10 @@ def register_error_handlers(app: Flask) -> None:
     def _landing_unavailable(error: LandingUnavailable) -> Response:
         log.error("landing zone unavailable: %s", error)
         return error_response(
-            503, "landing_unavailable", "The request could not be stored durably; nothing was accepted, retry later."
+            503,
+            "landing_unavailable",
+            "The request could not be stored durably; nothing was accepted, retry later.",
+            headers={"Retry-After": "5"},
         )
 
     @app.errorhandler(Exception)

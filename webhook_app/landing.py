@@ -1,9 +1,13 @@
 """Durable writes to the landing zone: the contract between this app and the Dagster platform.
 
 A request's document is written to a temporary file, fsynced, renamed to `<stream>/<ns>-<request id>.json` and the
-directory fsynced, all before the response. The name's nanosecond time is taken just before the rename so names
-sort by arrival (the platform's sensor relies on that; a rename keeps the temporary file's mtime). Concurrent
-requests share directory fsyncs (group commit): one fsync makes every rename done before it began durable.
+directory fsynced, all before the response. Any failure (a full disk, a read-only or missing directory, a failed
+fsync) leaves nothing behind: the temporary file is removed, and a file renamed into place whose directory fsync
+failed is removed again before the client hears 503, so its retry cannot land a second copy.
+
+The name's nanosecond time is taken just before the rename so names sort by arrival (the platform's sensor relies on
+that; a rename keeps the temporary file's mtime). Concurrent requests share directory fsyncs (group commit): one
+fsync makes every rename done before it began durable.
 """
 
 import json
@@ -109,7 +113,13 @@ class LandingWriter:
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
-        self._directory_sync(stream, stream_dir).renamed()
+        try:
+            self._directory_sync(stream, stream_dir).renamed()
+        except BaseException:
+            # The client is told 503 and retries; a file left in place would then be loaded twice (app events
+            # without an idempotency key have nothing else to tell the copies apart). Taken back, it never existed.
+            final_path.unlink(missing_ok=True)
+            raise
         return final_path
 
     def _directory_sync(self, stream: str, stream_dir: Path) -> DirectorySync:

@@ -20,14 +20,14 @@ SCHEMA_REF = "#/components/schemas/{model}"
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 ERROR_DESCRIPTIONS = {
-    400: "Malformed request (invalid JSON, bad signature)",
+    400: "Malformed request (invalid JSON, a body that cannot be read whole, bad signature)",
     401: "Missing or invalid credential",
     403: "Cross-origin request refused",
     413: "Body larger than the server accepts",
     415: "Content-Type is not application/json",
-    422: "The body does not match the schema; `fields` names each problem",
+    422: "The body does not match the schema or holds a value the warehouse cannot store; `fields` names each problem",
     429: "Rate limit exceeded; see Retry-After and RateLimit-* headers",
-    503: "Endpoint disabled (its secret is unset) or a dependency is unavailable; retry later",
+    503: "Endpoint disabled (its secret is unset), or the landing zone or a dependency is unavailable; retry later",
 }
 
 

@@ -6,17 +6,19 @@ changes nothing it should not. A bad or stale signature is a 400 and lands nothi
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+import time
+from typing import Annotated, Literal
 
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ingest_limits import IDENTIFIER_CHARS, LATEST_EPOCH_SECONDS, STRIPE_ID_CHARS, json_problems
 from webhook_app import audit
 from webhook_app.app_common import land_accepted
 from webhook_app.auth import required_secrets
 from webhook_app.errors import ApiError
 from webhook_app.openapi import Credential, documented
-from webhook_app.validation import json_request_bytes, parse_json
+from webhook_app.validation import BigInt, json_request_bytes, parse_json, problem_fields, refuse_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,46 @@ STRIPE_SIGNATURE = Credential(
 bp = Blueprint("stripe_webhook", __name__, url_prefix="/ingest/stripe")
 
 
+StripeId = Annotated[str, StringConstraints(min_length=1, max_length=STRIPE_ID_CHARS)]
+MetadataId = Annotated[str, StringConstraints(max_length=IDENTIFIER_CHARS)]
+
+
+class StripeReference(BaseModel):
+    """An expanded object where Stripe usually sends its id."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: StripeId
+
+
+class StripeMetadata(BaseModel):
+    """The metadata keys (Stripe's, in camelCase) the donations loader reads into indexed columns."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    authorId: MetadataId | None = None
+    toUserId: MetadataId | None = None
+
+
+class StripeObject(BaseModel):
+    """The fields of `data.object` the loader stores in typed columns, held to what those columns take; the rest is
+    kept as sent."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    id: StripeId | None = None
+    payment_intent: StripeId | StripeReference | None = None
+    amount: BigInt | None = None
+    amount_total: BigInt | None = None
+    amount_received: BigInt | None = None
+    amount_refunded: BigInt | None = None
+    metadata: StripeMetadata | None = None
+
+
 class StripeEventData(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
-    object: dict[str, Any]
+    object: StripeObject
 
 
 class StripeEvent(BaseModel):
@@ -55,10 +93,10 @@ class StripeEvent(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    id: Annotated[str, StringConstraints(pattern=r"^evt_[A-Za-z0-9_]+$", max_length=255)]
+    id: Annotated[str, StringConstraints(pattern=r"^evt_[A-Za-z0-9_]+$", max_length=STRIPE_ID_CHARS)]
     object: Literal["event"]
     type: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    created: Annotated[int, Field(ge=0)]
+    created: Annotated[int, Field(ge=0, le=LATEST_EPOCH_SECONDS)]
     livemode: bool
     data: StripeEventData
 
@@ -87,12 +125,15 @@ def stripe_webhook():
     body = json_request_bytes()
     audit.set_actor(_verified_signer(body, secrets))
     event = parse_json(StripeEvent, body)
+    document = json.loads(body)
+    # Stored whole as JSON: every string and number in it must be storable, not only the typed fields.
+    refuse_unstorable(problem_fields(json_problems(document)))
     handled = event.type in HANDLED_TYPES
     land_accepted(
         stream=STREAM,
         action=ACTION,
         status=200,
-        payload={"event": json.loads(body)},
+        payload={"event": document},
         details={"event_id": event.id, "type": event.type, "handled": handled, "livemode": event.livemode},
     )
     log.info("landed stripe event %s (%s)", event.id, event.type)
@@ -124,6 +165,7 @@ def _verified_signer(body: bytes, secrets: list[str]) -> str:
             continue
         except UnicodeDecodeError:
             raise ApiError(400, "malformed_json", "The body is not UTF-8 text.") from None
+        _refuse_future_timestamp(header, tolerance)
         return f"{SIGNING_KEY_VARIABLE}#{slot}"
     raise ApiError(
         400,
@@ -131,3 +173,16 @@ def _verified_signer(body: bytes, secrets: list[str]) -> str:
         "The Stripe signature does not verify.",
         [{"field": SIGNATURE_HEADER, "problem": problem}],
     )
+
+
+def _refuse_future_timestamp(header: str, tolerance: int) -> None:
+    """The stripe library refuses a signature older than the tolerance, not one from the future; a signed time
+    further ahead than the tolerance is a replay prepared in advance or a signer's broken clock."""
+    signed_at = next((value for key, _, value in (item.partition("=") for item in header.split(",")) if key == "t"), "")
+    if signed_at.isdigit() and int(signed_at) > time.time() + tolerance:
+        raise ApiError(
+            400,
+            "invalid_signature",
+            "The Stripe signature does not verify.",
+            [{"field": SIGNATURE_HEADER, "problem": f"timestamp is more than {tolerance} seconds in the future"}],
+        )

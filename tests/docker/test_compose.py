@@ -80,3 +80,12 @@ def test_webhook_service_uses_the_gunicorn_config() -> None:
     command = SERVICES["webhook"]["command"]
     assert command[command.index("--config") + 1] == "webhook_app/gunicorn.conf.py"
     assert (REPO / "webhook_app" / "gunicorn.conf.py").exists()
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.browser"])
+def test_images_copy_every_package_the_project_installs(dockerfile: str) -> None:
+    import tomllib
+
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {line.split()[0] for line in re.findall(r"^COPY (.+)$", (DOCKER / dockerfile).read_text(), re.MULTILINE)}
+    assert {pattern.removesuffix("*") for pattern in include} <= copied

@@ -1,10 +1,11 @@
 """Tables of the Ingest Service source (seed 003): app events, Stripe events and donations, crawl items, audit log.
 
-Keep in step with migrations 0002 and 0005 (the rules dimension).
+Keep in step with migrations 0002, 0005 (the rules dimension) and edge_0006 (the limits of `ingest_limits`).
 """
 
 import sqlalchemy as sa
 
+from ingest_platform.warehouse.limits import limit_checks
 from ingest_platform.warehouse.tables.core import metadata
 from ingest_platform.warehouse.types import Json, UtcDateTime
 
@@ -26,6 +27,7 @@ app_events = sa.Table(
     sa.Index("ix_app_events_idempotency_key", "idempotency_key"),
     sa.Index("ix_app_events_rule_ts", "rule_id", "ts"),
     sa.Index("ix_app_events_view_dedup", "ip_hash", "rule_id", "received_at"),
+    *limit_checks("app_events"),
 )
 
 # Every Stripe event as delivered (first delivery wins), including types the platform does not handle.
@@ -43,6 +45,7 @@ stripe_events = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("request_id", sa.Text, nullable=False),
     sa.Index("ix_stripe_events_donation_key", "donation_key"),
+    *limit_checks("stripe_events"),
 )
 
 # One row per donation, derived from all its Stripe events; amounts in the currency's minor unit, as Stripe sends.
@@ -66,6 +69,7 @@ donations = sa.Table(
     sa.Column("first_seen_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Index("ix_donations_author", "author_id"),
+    *limit_checks("donations"),
 )
 
 crawl_items = sa.Table(
@@ -81,6 +85,7 @@ crawl_items = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("first_seen_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
+    *limit_checks("crawl_items"),
 )
 
 # Who did what, when, with which outcome: intake requests (accepted and rejected), Stripe events, loads.

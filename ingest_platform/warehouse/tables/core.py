@@ -1,7 +1,11 @@
-"""Tables shared by every source: the events table and the landing ledger. Keep in step with the migrations."""
+"""Tables shared by every source: the events table and the landing ledger.
+
+Keep in step with the migrations (edge_0006: the limits of `ingest_limits`).
+"""
 
 import sqlalchemy as sa
 
+from ingest_platform.warehouse.limits import limit_checks
 from ingest_platform.warehouse.types import Json, UtcDateTime
 
 metadata = sa.MetaData()
@@ -22,6 +26,7 @@ events = sa.Table(
     sa.Column("first_seen_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Index("ix_events_start_utc", "start_utc"),
+    *limit_checks("events"),
 )
 
 # Landing files whose rows are committed; written in the same transaction as the rows.
