@@ -3,12 +3,12 @@
 from typing import Annotated
 
 from flask import Blueprint, jsonify
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from webhook_app import audit
 from webhook_app.app_common import APP_TOKEN, CAMEL_MODEL, Identifier, land_accepted, require_app_token
 from webhook_app.openapi import documented
-from webhook_app.validation import json_body
+from webhook_app.validation import ZonedTimestamp, json_body
 
 STREAM = "app_rules"
 ACTION = "ingest.rules"
@@ -31,7 +31,7 @@ class Rule(BaseModel):
         default=None, description="The rule's tags; repeats collapse. Omitted or null: the rule has no tags."
     )
     model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=191)] | None = None
-    updated_at: AwareDatetime = Field(
+    updated_at: ZonedTimestamp = Field(
         description="When the app last changed the rule, with a time zone; the newest version of a rule wins."
     )
 

@@ -149,7 +149,7 @@ def test_a_value_the_warehouse_cannot_store_is_refused_naming_its_field(client, 
     body = response.get_json()
     assert body["error"] == "validation_failed"
     assert field in [problem["field"] for problem in body["fields"]], body
-    assert landed_data(landing_dir) == {"app_events": 0, "stripe_events": 0, "crawl_items": 0}
+    assert set(landed_data(landing_dir).values()) == {0}
     assert bigtop_landed(landing_dir) == 0
 
 
