@@ -88,16 +88,17 @@ def ingest_events():
         ) from None
     duplicates = len(batch.events) - len(kept)
     events = batch.model_dump(mode="json")["events"]
+    stored = [events[position] for position in kept]
     received = received_at.isoformat()
+    for event in stored:
+        if event["ts"] is None:
+            event["ts"] = received
     try:
         land_accepted(
             stream=STREAM,
             action=ACTION,
             status=202,
-            payload={
-                "ip_hash": ip_hash,
-                "events": [{**events[position], "ts": events[position]["ts"] or received} for position in kept],
-            },
+            payload={"ip_hash": ip_hash, "events": stored},
             details={"events": len(batch.events), "stored": len(kept), "duplicates": duplicates},
         )
     except BaseException:
