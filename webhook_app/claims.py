@@ -31,31 +31,35 @@ _CLAIM_SQL = (
     "SET expires_at = excluded.expires_at WHERE claims.expires_at <= ? RETURNING key"
 )
 _RELEASE_SQL = "DELETE FROM claims WHERE key IN ({keys})"
-# The same stages in Redis, in one script (one round trip, and atomic). ARGV: rows, width, then one cell per row
-# and stage in row order holding the claim's milliseconds ("0" for an empty cell); KEYS: the non-empty cells' keys
-# in the same order. Returns how many stages each row passed.
+# The same stages in Redis, in one script (one round trip, and atomic). ARGV: rows, width, then every cell (row by
+# row, stage by stage) as its claim's milliseconds, "0" for an empty cell, comma-separated in one argument; KEYS: the
+# non-empty cells' keys in the same order. Returns how many stages each row passed, comma-separated. One argument and
+# one string each way instead of one per cell: redis-py packs and parses every element in Python.
 _CLAIM_LUA = """
 local rows, width = tonumber(ARGV[1]), tonumber(ARGV[2])
-local key_of, passed, next_key = {}, {}, 0
-for cell = 1, rows * width do
-  if ARGV[2 + cell] ~= '0' then
+local ttl_of, key_of, next_key, cell = {}, {}, 0, 0
+for ttl in string.gmatch(ARGV[3], '[^,]+') do
+  cell = cell + 1
+  ttl_of[cell] = ttl
+  if ttl ~= '0' then
     next_key = next_key + 1
     key_of[cell] = next_key
   end
 end
+local passed = {}
 for row = 1, rows do passed[row] = 0 end
 for stage = 1, width do
   for row = 1, rows do
     if passed[row] == stage - 1 then
       local cell = (row - 1) * width + stage
       local key = key_of[cell]
-      if key == nil or redis.call('SET', KEYS[key], '1', 'NX', 'PX', ARGV[2 + cell]) then
+      if key == nil or redis.call('SET', KEYS[key], '1', 'NX', 'PX', ttl_of[cell]) then
         passed[row] = stage
       end
     end
   end
 end
-return passed
+return table.concat(passed, ',')
 """
 
 
@@ -96,21 +100,21 @@ class RedisClaimStore:
             return [len(row) for row in rows]
         width = max(len(row) for row in rows)
         keys: list[str] = []
-        cells: list[int] = []
+        cells: list[str] = []
         for row in rows:
             for claim in row:
                 if claim is None:
-                    cells.append(0)
+                    cells.append("0")
                 else:
                     keys.append(self._prefix + claim[0])
-                    cells.append(max(1, int(claim[1] * 1000)))
-            cells.extend([0] * (width - len(row)))
+                    cells.append(str(max(1, int(claim[1] * 1000))))
+            cells.extend(["0"] * (width - len(row)))
         try:
-            passed = self._script(keys=keys, args=[len(rows), width, *cells])
+            passed = self._script(keys=keys, args=[len(rows), width, ",".join(cells)])
         except self._errors as error:
             raise ClaimStoreUnavailable(str(error)) from error
         # A row shorter than the width passes the padding, which is no claim of its own.
-        return [min(int(count), len(row)) for row, count in zip(rows, passed, strict=True)]
+        return [min(int(count), len(row)) for row, count in zip(rows, passed.split(b","), strict=True)]
 
     def release(self, keys: Sequence[str]) -> None:
         if not keys:
