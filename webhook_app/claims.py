@@ -8,11 +8,13 @@ serves several hosts; the SQLite fallback serves every worker of one host (its f
 by default).
 """
 
+import fcntl
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -131,9 +133,13 @@ class SqliteClaimStore:
         self._clock = clock
         self._local = threading.local()
         self._claims_since_purge = 0
-        # SQLite's busy handler sleeps in growing steps while another writer holds the lock; queueing this
-        # process's threads on a plain lock leaves only the workers to contend, which keeps the tail short.
+        # SQLite's busy handler sleeps in growing steps (1, 2, 5, 10 ms…) while another writer holds the lock, and
+        # the queue of a worker's threads waits behind the sleeper. Writers queue instead: this process's threads on
+        # a plain lock, the workers on an flock of a file beside the database, which wakes the next one as soon as
+        # the holder is done. SQLite's own locking still guards the data.
         self._write_lock = threading.Lock()
+        self._flock_fd: int | None = None
+        self._flock_pid = 0
 
     def claim(self, claims: Sequence[Claim]) -> list[bool]:
         return [count == 1 for count in self.claim_in_stages([(claim,) for claim in claims])]
@@ -142,9 +148,9 @@ class SqliteClaimStore:
         if not any(claim is not None for row in rows for claim in row):
             return [len(row) for row in rows]
         try:
-            with self._write_lock:
+            with self._write_lock, self._between_workers():
                 return self._claim_in_stages(rows, self._clock())
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise ClaimStoreUnavailable(str(error)) from error
 
     def _claim_in_stages(self, rows: Sequence[ClaimRow], now: float) -> list[int]:
@@ -198,7 +204,7 @@ class SqliteClaimStore:
         if not keys:
             return
         try:
-            with self._write_lock:
+            with self._write_lock, self._between_workers():
                 connection = self._connection()
                 connection.execute("BEGIN IMMEDIATE")
                 try:
@@ -209,8 +215,23 @@ class SqliteClaimStore:
                 except BaseException:
                     connection.execute("ROLLBACK")
                     raise
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             raise ClaimStoreUnavailable(str(error)) from error
+
+    @contextmanager
+    def _between_workers(self) -> Iterator[None]:
+        """Hold the lock file's exclusive flock; call with `_write_lock` held (an flock is the process's, not the
+        thread's)."""
+        if self._flock_fd is None or self._flock_pid != os.getpid():
+            # A worker forked from a process that held one opens its own: a shared descriptor is a shared lock.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._flock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self._flock_pid = os.getpid()
+        fcntl.flock(self._flock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._flock_fd, fcntl.LOCK_UN)
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread and per process: a gunicorn worker must not reuse its parent's.
