@@ -210,7 +210,7 @@ def main() -> int:
                         round_rps[batch_size].append(this_round)
                     for name, (latencies, elapsed) in collected.items():
                         results[(name, batch_size)] = summarize(latencies, elapsed, batch_size)
-                        results[(name, batch_size)]["cpu_ms"] = cpu[name] / len(latencies) * 1000
+                        results[(name, batch_size)]["cpu_ms"] = cpu[name] / max(1, len(latencies)) * 1000
         finally:
             if args.redis:
                 _delete_claims(args.redis, prefix)
@@ -239,11 +239,13 @@ def main() -> int:
         if name == baseline:
             continue
         bare = results[(baseline, batch_size)]
-        per_round = statistics.median(rounds[name] / rounds[baseline] for rounds in round_rps[batch_size])
+        # A round in which the bare handler answered nothing (a stalled machine) has no ratio.
+        ratios = [rounds[name] / rounds[baseline] for rounds in round_rps[batch_size] if rounds[baseline]]
+        per_round = statistics.median(ratios) if ratios else float("nan")
         print(
             f"{name:32} {batch_size:>5}  throughput x{figures['rps'] / bare['rps']:.2f} (rounds' median "
             f"x{per_round:.2f})   p99 x{figures['p99_ms'] / bare['p99_ms']:.2f}   "
-            f"CPU-bound throughput x{bare['cpu_ms'] / figures['cpu_ms']:.2f}"
+            f"CPU-bound throughput x{bare['cpu_ms'] / figures['cpu_ms'] if figures['cpu_ms'] else float('nan'):.2f}"
         )
     return 0
 
