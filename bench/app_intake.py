@@ -79,6 +79,48 @@ def run_load(base_url: str, batch_size: int, seconds: float, clients: int) -> tu
     return latencies, time.monotonic() - started
 
 
+def server_cpu_seconds(base_url: str) -> float:
+    """User and system CPU the gunicorn master serving `base_url` and its workers have used so far (Linux /proc).
+
+    CPU per request is the figure a busy shared machine moves least: throughput and latency include the time spent
+    waiting for a CPU, this does not.
+    """
+    bind = f"127.0.0.1:{base_url.rsplit(':', 1)[1]}"
+    masters = [pid for pid in _pids() if bind in _cmdline(pid) and "gunicorn" in _cmdline(pid)]
+    processes = {pid for pid in _pids() if _parent(pid) in masters} | set(masters)
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(_cpu_ticks(pid) for pid in processes) / ticks
+
+
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _stat_fields(pid: int) -> list[str]:
+    try:
+        # The command name in parentheses may hold spaces: the fields start after its closing one.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _parent(pid: int) -> int:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = _stat_fields(pid)
+    return int(fields[11]) + int(fields[12]) if fields else 0
+
+
 def summarize(latencies: list[float], elapsed: float, batch_size: int) -> dict[str, float]:
     latencies = sorted(latencies)
     return {
@@ -114,6 +156,7 @@ def main() -> int:
     args = parser.parse_args()
 
     results: dict[tuple[str, int], dict[str, float]] = {}
+    round_rps: dict[int, list[dict[str, float]]] = {}
     prefix = f"bench:{uuid.uuid4().hex}:"
     with tempfile.TemporaryDirectory(prefix="bench-app-intake-") as scratch:
         root = Path(scratch)
@@ -147,17 +190,27 @@ def main() -> int:
                 for batch_size in (1, 500):
                     for base_url in urls.values():
                         run_load(base_url, batch_size, 0.5, args.clients)  # warm-up
-                    # Short rounds in turn, so every server sees the same mix of the shared machine's load.
+                    # Short rounds in turn, so every server sees the same mix of the shared machine's load; the order
+                    # flips every round so a drift in that load does not favour the server that goes first.
                     collected = {name: ([], 0.0) for name in urls}
-                    for _ in range(args.rounds):
-                        for name, base_url in urls.items():
+                    cpu = dict.fromkeys(urls, 0.0)
+                    round_rps[batch_size] = []
+                    for number in range(args.rounds):
+                        order = list(urls.items()) if number % 2 == 0 else list(urls.items())[::-1]
+                        this_round = {}
+                        for name, base_url in order:
+                            cpu_before = server_cpu_seconds(base_url)
                             latencies, elapsed = run_load(
                                 base_url, batch_size, args.seconds / args.rounds, args.clients
                             )
+                            cpu[name] += server_cpu_seconds(base_url) - cpu_before
                             collected[name][0].extend(latencies)
                             collected[name] = (collected[name][0], collected[name][1] + elapsed)
+                            this_round[name] = len(latencies) / elapsed
+                        round_rps[batch_size].append(this_round)
                     for name, (latencies, elapsed) in collected.items():
                         results[(name, batch_size)] = summarize(latencies, elapsed, batch_size)
+                        results[(name, batch_size)]["cpu_ms"] = cpu[name] / max(1, len(latencies)) * 1000
         finally:
             if args.redis:
                 _delete_claims(args.redis, prefix)
@@ -167,21 +220,32 @@ def main() -> int:
         f"{args.seconds:g} s per scenario in {args.rounds} interleaved rounds, {os.cpu_count()} CPUs (client and "
         "servers share them)"
     )
-    print(f"{'server':32} {'batch':>5} {'requests':>9} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'server':32} {'batch':>5} {'requests':>9} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU ms/req':>10}"
+    )
     for (name, batch_size), figures in results.items():
         print(
             f"{name:32} {batch_size:>5} {figures['requests']:>9} {figures['rps']:>9.0f} {figures['eps']:>10.0f} "
-            f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f}"
+            f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} {figures['cpu_ms']:>10.2f}"
         )
     baseline = "bare handler (parse + fsync)"
-    print("\nratio to the bare handler (throughput: app / bare; p99: app / bare)")
+    print(
+        "\nratio to the bare handler (throughput: app / bare over the whole run, and the median of the rounds' ratios, "
+        "each round's servers measured back to back; p99: app / bare; server CPU per request: bare / app, the "
+        "throughput two saturated CPUs would allow)"
+    )
     for (name, batch_size), figures in results.items():
         if name == baseline:
             continue
         bare = results[(baseline, batch_size)]
+        # A round in which the bare handler answered nothing (a stalled machine) has no ratio.
+        ratios = [rounds[name] / rounds[baseline] for rounds in round_rps[batch_size] if rounds[baseline]]
+        per_round = statistics.median(ratios) if ratios else float("nan")
         print(
-            f"{name:32} {batch_size:>5}  throughput x{figures['rps'] / bare['rps']:.2f}   "
-            f"p99 x{figures['p99_ms'] / bare['p99_ms']:.2f}"
+            f"{name:32} {batch_size:>5}  throughput x{figures['rps'] / bare['rps']:.2f} (rounds' median "
+            f"x{per_round:.2f})   p99 x{figures['p99_ms'] / bare['p99_ms']:.2f}   "
+            f"CPU-bound throughput x{bare['cpu_ms'] / figures['cpu_ms'] if figures['cpu_ms'] else float('nan'):.2f}"
         )
     return 0
 

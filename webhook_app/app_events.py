@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ingest_limits import IDEMPOTENCY_KEY_CHARS
 from webhook_app import audit
 from webhook_app.app_common import APP_TOKEN, CAMEL_MODEL, Identifier, land_accepted, require_app_token
-from webhook_app.claims import ClaimStoreUnavailable
+from webhook_app.claims import ClaimStore, ClaimStoreUnavailable, claimed_keys
 from webhook_app.client_ip import client_ip, ip_hash_secret, keyed_ip_hash
 from webhook_app.errors import ApiError
 from webhook_app.openapi import documented
@@ -89,16 +89,17 @@ def ingest_events():
         ) from None
     duplicates = len(batch.events) - len(kept)
     events = batch.model_dump(mode="json")["events"]
+    stored = [events[position] for position in kept]
     received = received_at.isoformat()
+    for event in stored:
+        if event["ts"] is None:
+            event["ts"] = received
     try:
         land_accepted(
             stream=STREAM,
             action=ACTION,
             status=202,
-            payload={
-                "ip_hash": ip_hash,
-                "events": [{**events[position], "ts": events[position]["ts"] or received} for position in kept],
-            },
+            payload={"ip_hash": ip_hash, "events": stored},
             details={"events": len(batch.events), "stored": len(kept), "duplicates": duplicates},
         )
     except BaseException:
@@ -129,29 +130,23 @@ def _refuse_future_events(events: list[AppEvent], received_at: datetime) -> None
         raise ApiError(422, "validation_failed", "The body does not match the schema.", fields)
 
 
-def _dedupe(events: list[AppEvent], ip_hash: str, store) -> tuple[list[int], list[str]]:
+def _dedupe(events: list[AppEvent], ip_hash: str, store: ClaimStore) -> tuple[list[int], list[str]]:
     """The positions of the events to store, and the claims taken (to give back if landing fails).
 
-    Idempotency keys are claimed first and VIEW windows only for the events that passed, so a repeated event
-    never holds a window another VIEW of the batch needed.
+    One call to the store: each event's idempotency key in the first stage, its VIEW window in the second, so a
+    VIEW window is only taken by an event that passed its key and a repeated event never holds a window another
+    VIEW of the batch needed.
     """
     config = current_app.config
-    keyed = [
-        (position, f"idem:{event.idempotency_key}") for position, event in enumerate(events) if event.idempotency_key
+    key_seconds = float(config["APP_IDEMPOTENCY_TTL_SECONDS"])
+    view_seconds = float(config["APP_VIEW_DEDUP_SECONDS"])
+    rows = [
+        (
+            (f"idem:{event.idempotency_key}", key_seconds) if event.idempotency_key else None,
+            (f"view:{ip_hash}:{event.rule_id}", view_seconds) if event.type == "VIEW" else None,
+        )
+        for event in events
     ]
-    repeated, claimed = _claim(store, keyed, float(config["APP_IDEMPOTENCY_TTL_SECONDS"]))
-    views = [
-        (position, f"view:{ip_hash}:{event.rule_id}")
-        for position, event in enumerate(events)
-        if event.type == "VIEW" and position not in repeated
-    ]
-    repeated_views, claimed_views = _claim(store, views, float(config["APP_VIEW_DEDUP_SECONDS"]))
-    refused = repeated | repeated_views
-    return [position for position in range(len(events)) if position not in refused], claimed + claimed_views
-
-
-def _claim(store, wanted: list[tuple[int, str]], seconds: float) -> tuple[set[int], list[str]]:
-    """The positions whose key was already held, and the keys newly claimed."""
-    got = store.claim([(key, seconds) for _, key in wanted])
-    refused = {position for (position, _), ok in zip(wanted, got, strict=True) if not ok}
-    return refused, [key for (_, key), ok in zip(wanted, got, strict=True) if ok]
+    passed = store.claim_in_stages(rows)
+    kept = [position for position, count in enumerate(passed) if count == len(rows[position])]
+    return kept, claimed_keys(rows, passed)

@@ -1,12 +1,14 @@
-"""The claim stores behind the events dedup: first copy wins, expiry hands a key over, release gives it back."""
+"""The claim stores behind the events dedup: first copy wins, stage by stage; expiry hands a key over, release gives it
+back; racing workers never both get a key."""
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.webhook_app.intake_support import REDIS_URL, redis_prefix
-from webhook_app.claims import RedisClaimStore, SqliteClaimStore, claim_store
+from webhook_app.claims import RedisClaimStore, SqliteClaimStore, claim_store, claimed_keys
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -64,3 +66,75 @@ def test_store_from_url(tmp_path: Path, url: str, kind: type) -> None:
 def test_unknown_store_url_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CLAIMS_URL"):
         claim_store("memcached://x", landing_dir=tmp_path, key_prefix="p:")
+
+
+def test_stages_run_in_row_order_and_stop_at_the_first_refusal(store) -> None:
+    rows = [
+        (("idem:a", 60), ("view:r", 60)),  # gets both
+        (("idem:a", 60), ("view:s", 60)),  # a repeated key: its window is never tried
+        (None, ("view:s", 60)),  # so this row gets the window the row above did not take
+        (None, ("view:r", 60)),  # taken by the first row
+        (None, None),  # nothing to claim
+        (("idem:b", 60),),  # a shorter row
+    ]
+    passed = store.claim_in_stages(rows)
+    assert passed == [2, 0, 2, 1, 2, 1]
+    assert claimed_keys(rows, passed) == ["idem:a", "view:r", "view:s", "idem:b"]
+    assert store.claim([("idem:a", 60), ("view:r", 60), ("view:s", 60), ("idem:b", 60), ("idem:c", 60)]) == [
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_second_stage_waits_for_the_first_stage_of_every_row(store) -> None:
+    # The later row's first-stage key is the earlier row's second-stage key: stage order decides, not row order.
+    passed = store.claim_in_stages([(("x", 60), ("y", 60)), (("y", 60), None)])
+    assert passed == [1, 2]
+
+
+def test_nothing_to_claim_is_no_call(store) -> None:
+    assert store.claim_in_stages([]) == []
+    assert store.claim_in_stages([(None, None), ()]) == [2, 0]
+
+
+def test_release_of_staged_claims_frees_them_all(store) -> None:
+    rows = [((f"idem:{n}", 60), (f"view:{n}", 60)) for n in range(300)]
+    passed = store.claim_in_stages(rows)
+    store.release(claimed_keys(rows, passed))
+    assert store.claim_in_stages(rows) == [2] * 300
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list]:
+    """Two stores on one backing store, each with its own connection, like two gunicorn workers."""
+    if request.param == "sqlite":
+        yield [SqliteClaimStore(tmp_path / "claims.sqlite") for _ in range(2)]
+        return
+    with redis_prefix() as prefix:
+        yield [RedisClaimStore(REDIS_URL, prefix=prefix) for _ in range(2)]
+
+
+def test_racing_claims_grant_each_key_once(two_stores) -> None:
+    keys = [f"idem:{n}" for n in range(400)]
+    orders = [keys, keys[::-1]]  # opposite orders, so the racers meet in the middle
+    start = threading.Barrier(2)
+    results: list[dict[str, int]] = [{}, {}]
+
+    def racer(index: int) -> None:
+        start.wait()
+        # Many small requests, so their transactions and scripts interleave.
+        for offset in range(0, len(keys), 20):
+            chunk = orders[index][offset : offset + 20]
+            passed = two_stores[index].claim_in_stages([((key, 60), (f"view:{key}", 60)) for key in chunk])
+            results[index].update(zip(chunk, passed, strict=True))
+
+    threads = [threading.Thread(target=racer, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [sorted((results[0][key], results[1][key])) for key in keys] == [[0, 2]] * len(keys)
