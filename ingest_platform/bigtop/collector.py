@@ -206,9 +206,12 @@ def collect(
     window = options.window(now)
     with browser.session() as session:
         _open_venue_page(session, options)
-        records = _calendar_records(session, options)
+        records, reported_count = _calendar_records(session, options)
         logger.info(f"bigtop: {len(records)} calendar records listed")
         slugs, skipped = _slugs(records)
+        if reported_count is not None and reported_count != len(records):
+            # The calendar says it has more (or other) records than it handed over: the listing is not whole.
+            skipped["calendarEvents"] = f"count {reported_count} but {len(records)} records listed"
         fetched = session.fetch_all(
             [FetchRequest(url=options.ics_url(slug)) for slug in slugs],
             delay_s=options.delay_s,
@@ -410,7 +413,8 @@ def calendar_request(options: CollectOptions) -> FetchRequest:
     )
 
 
-def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[dict[str, Any]]:
+def _calendar_records(session: BrowserSession, options: CollectOptions) -> tuple[list[dict[str, Any]], int | None]:
+    """The calendar's records, and the `count` it reports (None when it reports none)."""
     result = session.fetch(calendar_request(options))
     url = options.graphql_url
     if result.error == "timeout":
@@ -432,10 +436,13 @@ def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[
     if document.get("errors"):
         messages = "; ".join(str(error.get("message", error)) for error in document["errors"])
         raise CollectorError(where="graphql", status=result.status, url=url, reason=f"GraphQL errors: {messages}")
-    records = ((document.get("data") or {}).get("calendarEvents") or {}).get("records")
+    calendar = (document.get("data") or {}).get("calendarEvents") or {}
+    records = calendar.get("records")
     if not isinstance(records, list):
         raise CollectorError(where="graphql", status=result.status, url=url, reason="no calendarEvents.records")
-    return [record for record in records if isinstance(record, dict)]
+    count = calendar.get("count")
+    reported = count if isinstance(count, int) and not isinstance(count, bool) else None
+    return [record for record in records if isinstance(record, dict)], reported
 
 
 def _slugs(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:

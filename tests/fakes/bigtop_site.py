@@ -158,6 +158,7 @@ class FakeBigTopSite:
         self.page_script: deque[Behaviour] = deque()
         self.graphql_script: deque[Behaviour] = deque()
         self.ics_latency_s = 0.0
+        self.count_extra = 0  # GraphQL's `count` says this many more records than it lists (a truncated listing)
         self.solve_ms = 200
         self.on_page_request: Callable[[], None] | None = None  # called while the browser waits for the page
         self.requests: list[RecordedRequest] = []
@@ -345,7 +346,8 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
                 answer = {"data": {"calendarEvents": None}, "errors": [{"message": "Restaurant not found"}]}
             else:
                 records = site._records()
-                answer = {"data": {"calendarEvents": {"count": len(records), "records": records}}}
+                count = len(records) + site.count_extra
+                answer = {"data": {"calendarEvents": {"count": count, "records": records}}}
             self._send(200, json.dumps(answer), "application/json; charset=utf-8")
 
     return Handler

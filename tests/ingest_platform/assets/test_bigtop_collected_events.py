@@ -267,6 +267,10 @@ def _file_is_no_calendar(site: FakeBigTopSite) -> None:
     site.events["trivia"].raw_ics = "<html>Server error</html>"
 
 
+def _listing_truncated(site: FakeBigTopSite) -> None:
+    site.count_extra = 1
+
+
 def _graphql_challenged(site: FakeBigTopSite) -> None:
     site.graphql = "challenge"
 
@@ -284,6 +288,7 @@ def _every_file_unavailable(site: FakeBigTopSite) -> None:
     [
         pytest.param(_file_fails, True, id="one-file-500"),
         pytest.param(_file_is_no_calendar, True, id="one-file-not-icalendar"),
+        pytest.param(_listing_truncated, True, id="calendar-count-above-its-records"),
         pytest.param(_graphql_challenged, False, id="graphql-challenge"),
         pytest.param(_page_unavailable, False, id="page-outage"),
         pytest.param(_every_file_unavailable, False, id="every-file-outage"),
