@@ -21,6 +21,7 @@ ASSET_CHECK_KEYS = {
     "app/raw/donations:donation_amounts_non_negative",
     "app/raw/donations:no_duplicate_stripe_event_ids",
     "app/raw/events:no_duplicate_idempotency_keys",
+    "rtarf/raw/events:rejected_documents",
 }
 JOBS = {
     "__ASSET_JOB",

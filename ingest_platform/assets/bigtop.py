@@ -17,6 +17,7 @@ from ingest_platform.bigtop.collector import (
     DEFAULT_RESTAURANT_ID,
     CollectOptions,
     CollectorError,
+    SiteUnavailableError,
     collect_into_warehouse,
 )
 from ingest_platform.loading import LandingBatchConfig, load_landing_files
@@ -141,7 +142,9 @@ class BigTopCollectConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"playwright", "sql"},
     description="Events read from the venue's site with Chromium (page → GraphQL → .ics), upserted into `events` "
-    "by (source_id, external_id). Partitioned by the event's start day in America/New_York; a backfill range is one "
+    "by (source_id, external_id); after a complete collection, source-5 events in the window the venue no longer "
+    "lists get `cancelled_at` (a soft delete; listed again, it is cleared). Partitioned by the event's start day "
+    "in America/New_York; a backfill range is one "
     "run and one browser session. Runs through bigtop_collect_job, on the one-browser queue.",
 )
 def bigtop_collected_events(
@@ -165,6 +168,17 @@ def bigtop_collected_events(
             description=str(error),
             metadata={"challenge": True, "where": error.where, "status": error.status, "url": error.url},
         ) from error
+    except SiteUnavailableError as error:
+        raise dg.Failure(
+            description=str(error),
+            metadata={
+                "challenge": False,
+                "site_unavailable": True,
+                "where": error.where,
+                "status": error.status,
+                "url": error.url,
+            },
+        ) from error
     except (CollectorError, BrowserError) as error:
         raise dg.Failure(description=str(error), metadata={"challenge": False}) from error
     collection = result.collection
@@ -172,10 +186,11 @@ def bigtop_collected_events(
     metadata["skipped"] = dg.MetadataValue.json(metadata["skipped"])
     metadata["sanitised"] = dg.MetadataValue.json(metadata["sanitised"])
     metadata["skipped_events"] = dg.MetadataValue.json(metadata["skipped_events"])
+    written = result.metadata()
+    written["cancelled_ids"] = dg.MetadataValue.json(written["cancelled_ids"])
+    written["restored_ids"] = dg.MetadataValue.json(written["restored_ids"])
     key_range = context.partition_key_range
-    return dg.MaterializeResult(
-        metadata={**metadata, **result.upsert.as_metadata(), "partitions": f"{key_range.start}..{key_range.end}"}
-    )
+    return dg.MaterializeResult(metadata={**metadata, **written, "partitions": f"{key_range.start}..{key_range.end}"})
 
 
 bigtop_collect_job = dg.define_asset_job(

@@ -5,7 +5,8 @@ One partition is one event in one region, `REGION:EVENT_ID`, added from the UI, 
 """
 
 import os
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -13,7 +14,13 @@ from pydantic import Field
 from ingest_platform.resources.vivenu import VivenuError, VivenuResource, validate_event_id
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.vivenu.delivery import DeliveryOutcome, DeliverySettings, deliver
-from ingest_platform.vivenu.tickets import TICKET_KEY, select_tickets, split_partition_key, ticket_row
+from ingest_platform.vivenu.tickets import (
+    TICKET_KEY,
+    is_sendable_status,
+    select_tickets,
+    split_partition_key,
+    ticket_row,
+)
 
 # The tables and the ledger (and SQLAlchemy with them) are imported on first use: loading the code location must
 # stay cheap.
@@ -24,6 +31,8 @@ SEED_TEST_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/
 SEED_PRODUCTION_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/ticket-created"
 SEED_SPACING_SECONDS = 1.8
 FAILED_IDS_IN_DESCRIPTION = 20
+# Listed in full up to this many per run; the count is always exact.
+MAX_LISTED_LEFT_FILTER = 100
 
 
 def partition_parts(context: dg.AssetExecutionContext) -> tuple[str, str]:
@@ -159,6 +168,14 @@ def vivenu_charity_webhooks(
         f"delivering to the {settings.mode} endpoint at {settings.requests_per_second:g} requests/s, "
         f"{settings.max_in_flight} in flight"
     )
+    left_filter = left_filter_after_delivery(
+        tickets, selected=selected, acknowledged=ledger.acknowledged([str(ticket["_id"]) for ticket in tickets])
+    )
+    if left_filter:
+        context.log.warning(
+            f"{region}:{event_id}: {len(left_filter)} tickets already delivered to this endpoint no longer pass the "
+            "filter (e.g. refunded); nothing more is sent for them (the seed sends ticket.created only)"
+        )
     try:
         outcome = deliver(ledger=ledger, tickets=selected, settings=settings, on_progress=on_progress)
     except LeaseHeldError as error:
@@ -173,6 +190,8 @@ def vivenu_charity_webhooks(
         **counts.as_metadata(),
         **outcome.as_metadata(),
         "failed_tickets": dg.MetadataValue.json(outcome.failed),
+        "left_filter_after_delivery": len(left_filter),
+        "left_filter_tickets": dg.MetadataValue.json(left_filter[:MAX_LISTED_LEFT_FILTER]),
         "region_progress": dg.MetadataValue.json(progress),
     }
     context.log.info(
@@ -189,6 +208,21 @@ def vivenu_charity_webhooks(
             metadata=metadata,
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def left_filter_after_delivery(
+    tickets: Sequence[Mapping[str, Any]], *, selected: Sequence[Mapping[str, Any]], acknowledged: set[str]
+) -> list[dict[str, str | None]]:
+    """Tickets the endpoint acknowledged that the filter no longer selects, as ticket id, current status and why:
+    no names, emails or barcodes. Sorted by id."""
+    selected_ids = {str(ticket["_id"]) for ticket in selected}
+    by_id = {str(ticket["_id"]): ticket for ticket in tickets}
+    left = []
+    for ticket_id in sorted(acknowledged - selected_ids):
+        status = by_id[ticket_id].get("status")
+        reason = f"status {status}" if not is_sendable_status(status) else "no longer a charity ticket"
+        left.append({"ticket_id": ticket_id, "status": status, "reason": reason})
+    return left
 
 
 # A run that failed because tickets failed is not retried by the instance: its 4xx tickets were refused and must

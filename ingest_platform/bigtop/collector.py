@@ -8,13 +8,13 @@ fingerprint. Parsing happens after the browser is closed.
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from ingest_platform.bigtop.challenge import CHALLENGE_STATUSES, Where, raise_if_challenge
+from ingest_platform.bigtop.challenge import STOP_STATUSES, ChallengeError, Where, classify
 from ingest_platform.bigtop.ical import VENUE_TIMEZONE, IcsError, parse_ics, venue_day_bounds
 from ingest_platform.resources.browser import (
     BrowserResource,
@@ -26,6 +26,9 @@ from ingest_platform.resources.browser import (
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.result import UpsertResult
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
 # The tables (and SQLAlchemy with them) are imported on first use: loading the code location must stay cheap.
 
 BIGTOP_SOURCE_ID = 5
@@ -33,6 +36,8 @@ DEFAULT_BASE_URL = "https://www.bigtopbrewing.com"
 DEFAULT_PAGE_PATH = "/restaurant-brewery-2"
 DEFAULT_RESTAURANT_ID = 36499
 DEFAULT_HORIZON_DAYS = 180
+# How many cancelled / restored ids the run's metadata lists (the counts are always exact).
+CANCELLED_IDS_SHOWN = 100
 
 CALENDAR_EVENTS_QUERY = """query CalendarEventsQuery($restaurantId: Int!) {
   calendarEvents(restaurantId: $restaurantId) {
@@ -70,6 +75,10 @@ class CollectorError(Exception):
         self.url = url
         self.reason = reason
         super().__init__(f"Big Top {where} failed (HTTP {status if status is not None else '-'}) at {url}: {reason}")
+
+
+class SiteUnavailableError(CollectorError):
+    """The site is down or overloaded (a 5xx, or a 429 Cloudflare did not send): no challenge, retry later."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,17 @@ class Collection:
     events_skipped: dict[str, list[str]] = field(default_factory=dict)
     fixes: dict[str, list[str]] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    # Only the first `limit` events were kept: the rest of the window is unknown.
+    limited: bool = False
+    # Where the events kept are every event the venue lists: the window, from now on with `future_only`.
+    listed_window: tuple[datetime, datetime] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every listed record became events: no file, record or event skipped, nothing cut off by `limit`.
+
+        Only a complete collection may conclude that an event it did not see is no longer listed."""
+        return not self.skipped and not self.events_skipped and not self.limited
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -147,6 +167,7 @@ class Collection:
             "window_end": self.window[1].isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
             "challenge": False,
+            "complete": self.complete,
         }
 
 
@@ -154,6 +175,20 @@ class Collection:
 class CollectionResult:
     collection: Collection
     upsert: UpsertResult
+    # external ids marked cancelled by this run (no longer listed), and cancelled ones listed again
+    cancelled: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        """Counts and event ids (the venue's public uids, no personal data) of what was cancelled or restored."""
+        return {
+            **self.upsert.as_metadata(),
+            "cancelled": len(self.cancelled),
+            "cancelled_ids": self.cancelled[:CANCELLED_IDS_SHOWN],
+            "restored": len(self.restored),
+            "restored_ids": self.restored[:CANCELLED_IDS_SHOWN],
+            "cancellation_checked": self.collection.complete,
+        }
 
 
 def collect(
@@ -163,25 +198,37 @@ def collect(
     now: datetime | None = None,
     logger: Logger = log,
 ) -> Collection:
-    """Collect Big Top's events in the options' window. Raises ChallengeError, CollectorError or BrowserError."""
+    """Collect Big Top's events in the options' window.
+
+    Raises ChallengeError, SiteUnavailableError, CollectorError or BrowserError."""
     started = time.monotonic()
     now = now or datetime.now(UTC)
     window = options.window(now)
     with browser.session() as session:
         _open_venue_page(session, options)
-        records = _calendar_records(session, options)
+        records, reported_count = _calendar_records(session, options)
         logger.info(f"bigtop: {len(records)} calendar records listed")
         slugs, skipped = _slugs(records)
+        if reported_count is not None and reported_count != len(records):
+            # The calendar says it has more (or other) records than it handed over: the listing is not whole.
+            skipped["calendarEvents"] = f"count {reported_count} but {len(records)} records listed"
         fetched = session.fetch_all(
             [FetchRequest(url=options.ics_url(slug)) for slug in slugs],
             delay_s=options.delay_s,
             max_in_flight=options.max_in_flight,
-            stop_statuses=CHALLENGE_STATUSES,
+            stop_statuses=STOP_STATUSES,
         )
     collection = Collection(events=[], window=window, records_listed=len(records), skipped=skipped)
     names = {str(record.get("slug")): record.get("name") for record in records}
+    unavailable: set[str] = set()
     for slug, result in zip(slugs, fetched, strict=True):
-        text = _ics_text(result, request_timeout_s=browser.request_timeout_s, skipped=collection.skipped, slug=slug)
+        text = _ics_text(
+            result,
+            request_timeout_s=browser.request_timeout_s,
+            skipped=collection.skipped,
+            unavailable=unavailable,
+            slug=slug,
+        )
         if text is None:
             continue
         collection.ics_fetched += 1
@@ -211,10 +258,14 @@ def collect(
     if slugs and collection.ics_fetched == 0:
         # Not one file came back: a run that loads nothing must not look like a quiet day at the venue.
         first = collection.skipped.get(slugs[0], "no file fetched")
-        raise CollectorError(
+        error_type = SiteUnavailableError if slugs[0] in unavailable else CollectorError
+        raise error_type(
             where="ics", status=fetched[0].status, url=options.ics_url(slugs[0]), reason=f"no .ics fetched ({first})"
         )
     collection.events = _select(collection.events, options=options, now=now)
+    collection.limited = options.limit is not None
+    listed_from = max(window[0], now) if options.future_only else window[0]
+    collection.listed_window = (listed_from, window[1])
     collection.elapsed_s = time.monotonic() - started
     logger.info(
         f"bigtop: {collection.ics_fetched} .ics fetched, {len(collection.events)} events in window, "
@@ -224,16 +275,25 @@ def collect(
 
 
 def load_events(
-    *, warehouse: WarehouseResource, events: Sequence[Mapping[str, Any]], source_id: int = BIGTOP_SOURCE_ID
+    *,
+    warehouse: WarehouseResource,
+    events: Sequence[Mapping[str, Any]],
+    source_id: int = BIGTOP_SOURCE_ID,
+    connection: "sa.Connection | None" = None,
 ) -> UpsertResult:
-    """Upsert collected events into `events` by (source_id, external_id), the push loader's row shape."""
+    """Upsert collected events into `events` by (source_id, external_id), the push loader's row shape.
+
+    The collector saw each of them listed, so each row clears `cancelled_at`: an event listed again is restored."""
     from ingest_platform.warehouse.tables import events as events_table
 
-    rows = [{"source_id": source_id, **{name: event[name] for name in EVENT_COLUMNS}} for event in events]
+    rows = [
+        {"source_id": source_id, **{name: event[name] for name in EVENT_COLUMNS}, "cancelled_at": None}
+        for event in events
+    ]
     if not rows:
         return UpsertResult()
     key = [column.name for column in events_table.primary_key]
-    return warehouse.upsert(table=events_table, rows=rows, key=key)
+    return warehouse.upsert(table=events_table, rows=rows, key=key, connection=connection)
 
 
 def collect_into_warehouse(
@@ -245,16 +305,96 @@ def collect_into_warehouse(
     now: datetime | None = None,
     logger: Logger = log,
 ) -> CollectionResult:
-    """Collect with a browser and upsert into the warehouse; a failed collection writes nothing."""
+    """Collect with a browser and upsert into the warehouse; a failed collection writes nothing.
+
+    A complete collection also marks cancelled the source's events in its window that the venue no longer lists;
+    a partial one (any file, record or event skipped) cancels nothing, since what it missed may still be listed."""
     collection = collect(browser=browser, options=options, now=now, logger=logger)
-    return CollectionResult(
-        collection=collection, upsert=load_events(warehouse=warehouse, events=collection.events, source_id=source_id)
-    )
+    noticed_at = datetime.now(UTC)
+    with warehouse.begin() as connection:
+        listed = [event["external_id"] for event in collection.events]
+        restored = _cancelled_among(connection, source_id=source_id, external_ids=listed)
+        upsert = load_events(warehouse=warehouse, events=collection.events, source_id=source_id, connection=connection)
+        cancelled: list[str] = []
+        if collection.complete and collection.listed_window is not None:
+            cancelled = cancel_unlisted(
+                connection,
+                source_id=source_id,
+                window=collection.listed_window,
+                listed=listed,
+                noticed_at=noticed_at,
+            )
+        elif not collection.complete:
+            logger.warning("bigtop: partial collection; no event is marked cancelled by this run")
+    if cancelled:
+        logger.info(f"bigtop: {len(cancelled)} events no longer listed, marked cancelled")
+    return CollectionResult(collection=collection, upsert=upsert, cancelled=cancelled, restored=restored)
+
+
+def cancel_unlisted(
+    connection: "sa.Connection",
+    *,
+    source_id: int,
+    window: tuple[datetime, datetime],
+    listed: Sequence[str],
+    noticed_at: datetime,
+) -> list[str]:
+    """Mark cancelled (soft delete, the time noticed) the source's events starting in `window` that are not in
+    `listed` and not cancelled yet; returns their external ids, sorted."""
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import events as events_table
+
+    in_window = connection.execute(
+        sa.select(events_table.c.external_id).where(
+            events_table.c.source_id == source_id,
+            events_table.c.start_utc >= window[0],
+            events_table.c.start_utc < window[1],
+            events_table.c.cancelled_at.is_(None),
+        )
+    ).scalars()
+    unlisted = sorted(set(in_window) - set(listed))
+    for chunk in _chunks(unlisted):
+        connection.execute(
+            sa.update(events_table)
+            .where(events_table.c.source_id == source_id, events_table.c.external_id.in_(chunk))
+            .values(cancelled_at=noticed_at, updated_at=sa.func.current_timestamp())
+        )
+    return unlisted
+
+
+def _cancelled_among(connection: "sa.Connection", *, source_id: int, external_ids: Sequence[str]) -> list[str]:
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import events as events_table
+
+    cancelled = connection.execute(
+        sa.select(events_table.c.external_id).where(
+            events_table.c.source_id == source_id, events_table.c.cancelled_at.is_not(None)
+        )
+    ).scalars()
+    return sorted(set(cancelled) & set(external_ids))
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def raise_if_refused(
+    *, where: Where, url: str, status: int | None, headers: Mapping[str, str], html: str = "", title: str | None = None
+) -> None:
+    """Raise ChallengeError for a challenge, SiteUnavailableError when the site is down; else return."""
+    refusal = classify(status=status, headers=headers, html=html, title=title)
+    if refusal is None:
+        return
+    error_type = ChallengeError if refusal.kind == "challenge" else SiteUnavailableError
+    raise error_type(where=where, status=status, url=url, reason=refusal.reason)
 
 
 def _open_venue_page(session: BrowserSession, options: CollectOptions) -> None:
     visit = session.visit(options.page_url, settle_s=options.settle_s)
-    raise_if_challenge(
+    raise_if_refused(
         where="page", url=visit.url, status=visit.status, headers=visit.headers, html=visit.html, title=visit.title
     )
     if visit.status is not None and visit.status >= 400:
@@ -273,7 +413,8 @@ def calendar_request(options: CollectOptions) -> FetchRequest:
     )
 
 
-def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[dict[str, Any]]:
+def _calendar_records(session: BrowserSession, options: CollectOptions) -> tuple[list[dict[str, Any]], int | None]:
+    """The calendar's records, and the `count` it reports (None when it reports none)."""
     result = session.fetch(calendar_request(options))
     url = options.graphql_url
     if result.error == "timeout":
@@ -281,7 +422,7 @@ def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[
     if result.error is not None:
         raise CollectorError(where="graphql", status=None, url=url, reason=f"request failed: {result.error}")
     is_json = "json" in result.headers.get("content-type", "")
-    raise_if_challenge(
+    raise_if_refused(
         where="graphql", url=url, status=result.status, headers=result.headers, html="" if is_json else result.body
     )
     if result.status != 200:
@@ -295,10 +436,13 @@ def _calendar_records(session: BrowserSession, options: CollectOptions) -> list[
     if document.get("errors"):
         messages = "; ".join(str(error.get("message", error)) for error in document["errors"])
         raise CollectorError(where="graphql", status=result.status, url=url, reason=f"GraphQL errors: {messages}")
-    records = ((document.get("data") or {}).get("calendarEvents") or {}).get("records")
+    calendar = (document.get("data") or {}).get("calendarEvents") or {}
+    records = calendar.get("records")
     if not isinstance(records, list):
         raise CollectorError(where="graphql", status=result.status, url=url, reason="no calendarEvents.records")
-    return [record for record in records if isinstance(record, dict)]
+    count = calendar.get("count")
+    reported = count if isinstance(count, int) and not isinstance(count, bool) else None
+    return [record for record in records if isinstance(record, dict)], reported
 
 
 def _slugs(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
@@ -313,8 +457,11 @@ def _slugs(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
     return slugs, skipped
 
 
-def _ics_text(result: FetchResult, *, request_timeout_s: float, skipped: dict[str, str], slug: str) -> str | None:
-    """The file's text, or None with the reason in `skipped`; raises ChallengeError if Cloudflare answered."""
+def _ics_text(
+    result: FetchResult, *, request_timeout_s: float, skipped: dict[str, str], unavailable: set[str], slug: str
+) -> str | None:
+    """The file's text, or None with the reason in `skipped` (and the slug in `unavailable` when the site was down);
+    raises ChallengeError if Cloudflare challenged: one refused file means the session is refused."""
     if result.error == "timeout":
         skipped[slug] = f"timed out after {request_timeout_s:g} s"
         return None
@@ -325,13 +472,13 @@ def _ics_text(result: FetchResult, *, request_timeout_s: float, skipped: dict[st
         skipped[slug] = f"request failed: {result.error}"
         return None
     is_calendar = result.body.lstrip().upper().startswith("BEGIN:VCALENDAR")
-    raise_if_challenge(
-        where="ics",
-        url=result.url,
-        status=result.status,
-        headers=result.headers,
-        html="" if is_calendar else result.body,
-    )
+    refusal = classify(status=result.status, headers=result.headers, html="" if is_calendar else result.body)
+    if refusal is not None and refusal.kind == "challenge":
+        raise ChallengeError(where="ics", status=result.status, url=result.url, reason=refusal.reason)
+    if refusal is not None:
+        skipped[slug] = f"HTTP {result.status}: site unavailable"
+        unavailable.add(slug)
+        return None
     if result.status != 200:
         skipped[slug] = f"HTTP {result.status}"
         return None

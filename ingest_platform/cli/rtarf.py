@@ -11,9 +11,11 @@ from ingest_platform.resources.elasticsearch import URL_ENV
 from ingest_platform.schedules.rtarf import (
     ENABLED_ENV,
     INTERVAL_ENV,
+    LOOKBACK_ENV,
     TRIGGER_TAG,
     cron_for_interval,
     interval_seconds,
+    lookback_days,
     sync_enabled,
 )
 
@@ -26,7 +28,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     sync.add_argument("--full-day", action="store_true", help="re-read the whole day even if it is today")
     sync.add_argument("--page-size", type=int, help="documents per search_after page")
     sync.set_defaults(handler=_sync)
-    commands.add_parser("schedule", help=f"check {INTERVAL_ENV} and {ENABLED_ENV}").set_defaults(handler=_schedule)
+    commands.add_parser("schedule", help=f"check {INTERVAL_ENV}, {ENABLED_ENV} and {LOOKBACK_ENV}").set_defaults(
+        handler=_schedule
+    )
 
 
 def _day(text: str) -> date:
@@ -73,6 +77,7 @@ def _schedule(_args: argparse.Namespace) -> int:
     try:
         seconds = interval_seconds(os.environ.get(INTERVAL_ENV))
         enabled = sync_enabled(os.environ.get(ENABLED_ENV))
+        lookback = lookback_days(os.environ.get(LOOKBACK_ENV))
     except ValueError as error:
         print(f"rtarf schedule: {error}", file=sys.stderr)
         return 2
@@ -80,6 +85,7 @@ def _schedule(_args: argparse.Namespace) -> int:
     print(
         f"rtarf_sync_schedule: every {seconds} s (cron {cron!r}"
         + (", ticks between due times are skipped" if cron == "* * * * *" and seconds != 60 else "")
-        + f", UTC), default status {'RUNNING' if enabled else 'STOPPED'}"
+        + f", UTC), default status {'RUNNING' if enabled else 'STOPPED'}, "
+        + (f"hourly look-back of {lookback} days" if lookback else "no look-back")
     )
     return 0

@@ -22,7 +22,7 @@ from ingest_platform.bigtop.collector import (
     CollectOptions,
     CollectorError,
 )
-from ingest_platform.bigtop.probe import ProbeAttempt, markdown_table, probe_once, verdict
+from ingest_platform.bigtop.probe import ProbeAttempt, judge, markdown_table, probe_once
 from ingest_platform.bigtop.push import (
     BIGTOP_SOURCE_ID,
     DEFAULT_BATCH_SIZE,
@@ -268,23 +268,24 @@ def bigtop_probe_attempts(context: dg.OpExecutionContext, config: ProbeConfig, b
         attempts.append(attempt)
         context.log.info(
             f"probe {number}/{config.attempts}: IS_CHALLENGE={attempt.is_challenge} "
-            f"GRAPHQL_STATUS={attempt.graphql_status} elapsed={attempt.elapsed_s:.2f}s"
-            + (f" error={attempt.error}" if attempt.error else "")
+            f"REFUSED={attempt.refused or '-'} GRAPHQL_STATUS={attempt.graphql_status} "
+            f"elapsed={attempt.elapsed_s:.2f}s" + (f" error={attempt.error}" if attempt.error else "")
         )
-    passed = sum(attempt.passed for attempt in attempts)
-    outcome = verdict(passed, len(attempts))
+    judgement = judge(attempts)
     metadata = {
-        "verdict": outcome,
-        "passed": passed,
+        "verdict": judgement.verdict,
+        "passed": judgement.passed,
         "attempts": len(attempts),
+        "counted": judgement.counted,
+        "site_unavailable": judgement.unavailable,
         "results": dg.MetadataValue.md(markdown_table(attempts)),
     }
-    if outcome != "PASS":
+    if judgement.verdict != "PASS":
         raise dg.Failure(
-            description=f"Big Top probe verdict {outcome}: {passed}/{len(attempts)} passed", metadata=metadata
+            description=f"Big Top probe verdict {judgement.verdict}: {judgement.summary()}", metadata=metadata
         )
     context.add_output_metadata(metadata)
-    return outcome
+    return judgement.verdict
 
 
 @dg.job(

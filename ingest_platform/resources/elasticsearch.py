@@ -52,6 +52,15 @@ class ScanStats:
     pit_reopened: int = 0
 
 
+@dataclass(frozen=True)
+class RangeFingerprint:
+    """What the index holds for a time range, cheaply: how many documents, and the newest ingest time among them
+    (None when the index has no such field), so a re-sync can tell that nothing changed without reading them."""
+
+    count: int
+    max_ingested_ms: int | None
+
+
 class ElasticsearchResource(dg.ConfigurableResource):
     """An Elasticsearch cluster read with the official client.
 
@@ -159,6 +168,45 @@ class ElasticsearchResource(dg.ConfigurableResource):
         finally:
             scan.close()
 
+    @contextmanager
+    def undated_pages(
+        self, *, timestamp_field: str, page_size: int, stats: ScanStats
+    ) -> Iterator[Iterator[list[dict[str, Any]]]]:
+        """Pages of the documents a time-range scan never returns: `timestamp_field` missing, or a value the
+        mapping rejected (a `date` field with `ignore_malformed` does not index it, so it does not `exist`).
+
+        Same point-in-time `search_after` paging, sorted on `_shard_doc` alone (there is no time to sort by). If the
+        point in time expires the scan starts over, since `_shard_doc` values mean nothing across points in time:
+        a document may then come twice, which the caller's upsert by `_id` absorbs.
+        """
+        scan = _PointInTimeScan(self, timestamp_field=timestamp_field, page_size=page_size, stats=stats)
+        try:
+            yield scan.undated_pages()
+        finally:
+            scan.close()
+
+    def range_fingerprint(
+        self, *, timestamp_field: str, start: datetime, end: datetime, ingest_time_field: str | None
+    ) -> RangeFingerprint:
+        """One `size: 0` search: the exact number of documents in [start, end) and their newest ingest time."""
+        body: dict[str, Any] = {
+            "query": _range_query(timestamp_field, to_epoch_ms(start), to_epoch_ms(end)),
+            "size": 0,
+            "track_total_hits": True,
+        }
+        if ingest_time_field:
+            body["aggs"] = {"max_ingested": {"max": {"field": ingest_time_field}}}
+        es = self.client()
+        try:
+            response = self.call_with_retries(lambda: es.search(index=self.index, **body), what="count", stats=None)
+        finally:
+            es.close()
+        maximum = ((response.get("aggregations") or {}).get("max_ingested") or {}).get("value")
+        return RangeFingerprint(
+            count=int(response["hits"]["total"]["value"]),
+            max_ingested_ms=int(maximum) if maximum is not None else None,
+        )
+
 
 class _PointInTimeScan:
     def __init__(self, resource: ElasticsearchResource, *, timestamp_field: str, page_size: int, stats: ScanStats):
@@ -206,14 +254,50 @@ class _PointInTimeScan:
         )
         self.pit_id = response["id"]
 
+    def undated_pages(self) -> Iterator[list[dict[str, Any]]]:
+        query = {"bool": {"must_not": [{"exists": {"field": self.timestamp_field}}]}}
+        search_after: list[Any] | None = None
+        reopens_left = self.resource.max_pit_reopens
+        self._open()
+        while True:
+            try:
+                hits = self._query(query, [{"_shard_doc": "asc"}], search_after)
+            except PointInTimeExpired:
+                if reopens_left == 0:
+                    raise
+                reopens_left -= 1
+                self.stats.pit_reopened += 1
+                search_after = None
+                log.warning("point in time expired; reopening and sweeping undated documents from the start")
+                self._release()
+                self._open()
+                continue
+            if not hits:
+                return
+            self.stats.pages += 1
+            self.stats.hits += len(hits)
+            search_after = hits[-1]["sort"]
+            yield hits
+            if len(hits) < self.page_size:
+                return
+
     def _search(self, lower_ms: int, end_ms: int, search_after: list[Any] | None) -> list[dict[str, Any]]:
+        return self._query(
+            _range_query(self.timestamp_field, lower_ms, end_ms),
+            [{self.timestamp_field: TIMESTAMP_SORT}, {"_shard_doc": "asc"}],
+            search_after,
+        )
+
+    def _query(
+        self, query: dict[str, Any], sort: list[dict[str, Any]], search_after: list[Any] | None
+    ) -> list[dict[str, Any]]:
         from elasticsearch import NotFoundError
 
         def request() -> Any:
             return self.es.search(
                 pit={"id": self.pit_id, "keep_alive": self.resource.pit_keep_alive},
-                query={"range": {self.timestamp_field: {"gte": lower_ms, "lt": end_ms, "format": "epoch_millis"}}},
-                sort=[{self.timestamp_field: TIMESTAMP_SORT}, {"_shard_doc": "asc"}],
+                query=query,
+                sort=sort,
                 search_after=search_after,
                 size=self.page_size,
                 track_total_hits=False,
@@ -270,6 +354,10 @@ def describe(error: Exception) -> str:
     if isinstance(error, ApiError):
         return f"HTTP {error.meta.status} {error.message}"
     return f"{type(error).__name__}: {error}"
+
+
+def _range_query(timestamp_field: str, start_ms: int, end_ms: int) -> dict[str, Any]:
+    return {"range": {timestamp_field: {"gte": start_ms, "lt": end_ms, "format": "epoch_millis"}}}
 
 
 def to_epoch_ms(moment: datetime) -> int:

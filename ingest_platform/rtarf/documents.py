@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+# `rtarf_rejected_events.partition_day` of the documents no time-range scan returns: no usable timestamp, no day.
+UNDATED_PARTITION = "undated"
+
 # Elasticsearch's `long`, and the warehouse's BIGINT.
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 
@@ -132,6 +135,21 @@ def parse_timestamp(value: Any, path: str) -> datetime:
         except OverflowError:
             raise BadDocument(f"{path}: {value!r} is out of range") from None
     raise BadDocument(f"{path}: expected an ISO 8601 date or epoch milliseconds, got {_type_name(value)}")
+
+
+def undated_reason(value: Any, path: str) -> str:
+    """Why a document the index holds without a usable `path` is in no partition."""
+    if value is None:
+        return f"{path}: missing, so the document is in no day"
+    try:
+        parse_timestamp(value, path)
+    except BadDocument as problem:
+        return f"{problem}; the mapping did not index it, so the document is in no day"
+    # Python reads it, Elasticsearch did not: no range query returns it, so it cannot be synced by day.
+    return (
+        f"{path}: {_type_name(value)} is not a date the index accepted (ignored by the mapping), "
+        "so the document is in no day"
+    )
 
 
 def lookup(source: dict[str, Any], path: str) -> Any:

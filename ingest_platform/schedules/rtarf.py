@@ -1,15 +1,19 @@
 """The RTARF sync schedule: the seed's interval scheduler, as a Dagster schedule on the daily-partitioned job."""
 
 import os
-from datetime import UTC, timedelta
+from datetime import UTC, date, timedelta
 
 import dagster as dg
 
-from ingest_platform.assets.rtarf import rtarf_daily, rtarf_sync_job
+from ingest_platform.assets.rtarf import OP_NAME, rtarf_daily, rtarf_sync_job
 
 INTERVAL_ENV = "RTARF_SYNC_INTERVAL_SECONDS"
 ENABLED_ENV = "RTARF_SYNC_ENABLED"
+LOOKBACK_ENV = "RTARF_LOOKBACK_DAYS"
 DEFAULT_INTERVAL_SECONDS = 300
+DEFAULT_LOOKBACK_DAYS = 3
+MAX_LOOKBACK_DAYS = 31
+LOOKBACK_RUN_CONFIG = {"ops": {OP_NAME: {"config": {"only_if_changed": True}}}}
 TRIGGER_TAG = "ingest_platform/rtarf_trigger"
 INTERVAL_METADATA_KEY = "interval_seconds"
 _TRUE = {"1", "true", "yes", "on"}
@@ -40,6 +44,19 @@ def interval_seconds(raw: str | None) -> int:
     return seconds
 
 
+def lookback_days(raw: str | None) -> int:
+    """`RTARF_LOOKBACK_DAYS`: how many past days the hourly look-back re-checks (0 turns it off)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_LOOKBACK_DAYS
+    try:
+        days = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"{LOOKBACK_ENV} must be a whole number of days, got {raw!r}") from None
+    if not 0 <= days <= MAX_LOOKBACK_DAYS:
+        raise ValueError(f"{LOOKBACK_ENV} must be between 0 and {MAX_LOOKBACK_DAYS}, got {days}")
+    return days
+
+
 def sync_enabled(raw: str | None) -> bool:
     value = (raw or "").strip().lower()
     if value in _TRUE:
@@ -65,10 +82,14 @@ def cron_for_interval(seconds: int) -> str:
     return "* * * * *"
 
 
-def build_rtarf_sync_schedule(interval: int | None = None, enabled: bool | None = None) -> dg.ScheduleDefinition:
-    """The schedule, configured from RTARF_SYNC_INTERVAL_SECONDS and RTARF_SYNC_ENABLED unless given."""
+def build_rtarf_sync_schedule(
+    interval: int | None = None, enabled: bool | None = None, lookback: int | None = None
+) -> dg.ScheduleDefinition:
+    """The schedule, configured from RTARF_SYNC_INTERVAL_SECONDS, RTARF_SYNC_ENABLED and RTARF_LOOKBACK_DAYS
+    unless given."""
     interval = interval_seconds(os.environ.get(INTERVAL_ENV)) if interval is None else interval
     enabled = sync_enabled(os.environ.get(ENABLED_ENV)) if enabled is None else enabled
+    lookback = lookback_days(os.environ.get(LOOKBACK_ENV)) if lookback is None else lookback
     cron = cron_for_interval(interval)
     interval_minutes = interval // 60
 
@@ -79,21 +100,27 @@ def build_rtarf_sync_schedule(interval: int | None = None, enabled: bool | None 
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED,
         metadata={INTERVAL_METADATA_KEY: interval},
-        description=f"Syncs today's RTARF events every {interval} s (and yesterday's during the first hour of "
-        f"a UTC day); skips a day whose previous sync is still running.",
+        description=f"Syncs today's RTARF events every {interval} s, yesterday's whole at the first tick of a UTC "
+        f"day, and at the first tick of every hour re-checks the last {lookback} days (re-synced only when their "
+        "count or newest ingest time changed); skips a day whose previous sync is still running.",
     )
     def rtarf_sync_schedule(context: dg.ScheduleEvaluationContext):
         tick = context.scheduled_execution_time.astimezone(UTC)
         minute_of_epoch = int(tick.timestamp()) // 60
         if cron == "* * * * *" and minute_of_epoch % interval_minutes:
             return dg.SkipReason(f"every {interval_minutes} minutes; not due at {tick:%H:%M}")
-        days = [tick.date()]
+        # (day, trigger, run config): today incremental; yesterday whole through the first hour of a day, since
+        # documents stamped before midnight keep arriving for a while; in the first tick of every hour, the
+        # look-back days, each re-synced only if its count or newest ingest time changed.
+        days: list[tuple[date, str, dict]] = [(tick.date(), "schedule", {})]
         if tick.hour == 0:
-            # Documents stamped before midnight keep arriving for a while; give yesterday a final whole-day sync.
-            days.append(tick.date() - timedelta(days=1))
+            days.append((tick.date() - timedelta(days=1), "schedule", {}))
+        if tick.minute < interval_minutes:
+            for back in range(2 if tick.hour == 0 else 1, lookback + 1):
+                days.append((tick.date() - timedelta(days=back), "lookback", LOOKBACK_RUN_CONFIG))
         requests = []
         skipped = []
-        for day in days:
+        for day, trigger, run_config in days:
             key = day.isoformat()
             if not rtarf_daily.has_partition_key(key):
                 continue
@@ -104,7 +131,8 @@ def build_rtarf_sync_schedule(interval: int | None = None, enabled: bool | None 
                 dg.RunRequest(
                     run_key=f"{key}@{tick.isoformat()}",
                     partition_key=key,
-                    tags={TRIGGER_TAG: "schedule"},
+                    run_config=run_config,
+                    tags={TRIGGER_TAG: trigger},
                 )
             )
         if not requests:

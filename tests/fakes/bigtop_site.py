@@ -6,10 +6,14 @@
         site.page_script.extend(["normal", "challenge"])   # the next page visits, in order (the probe)
         collect(browser=chromium_for_tests(), options=site.options())
 
-Behaviours per endpoint (`page`, `graphql`, `ics`): "normal", "challenge", "unavailable" (a plain 503), "slow"
-(answers after `slow_s`, beyond the test's timeouts); for the page also "solvable" (a challenge whose script sets
-`cf_clearance` and reloads after `solve_ms`, as a passed managed challenge does). `ics_latency_s` makes files
-overlap in flight; the site records every request and the most .ics requests it had open at once.
+Behaviours per endpoint (`page`, `graphql`, `ics`): "normal", "challenge" (403, cf-mitigated, the interstitial),
+"blocked" (Cloudflare's 403 with only its `server`/`cf-ray` headers), "rate_limited" (Cloudflare's 429 "error code:
+1015"), "unavailable" (a plain 503 from the origin, no Cloudflare header), "origin_down" (a 503 proxied by Cloudflare:
+its headers, no challenge), "slow" (answers after `slow_s`, beyond the test's timeouts); for the page also
+"solvable" (a challenge whose script sets `cf_clearance` and reloads after `solve_ms`, as a passed managed challenge
+does). Answers carry Cloudflare's `server: cloudflare` and `cf-ray`, as a site behind it does, except "unavailable"
+and a failing file's (`SiteEvent.status`), which come bare from the origin. `ics_latency_s` makes files overlap in
+flight; the site records every request and the most .ics requests it had open at once.
 """
 
 import json
@@ -32,7 +36,7 @@ from ingest_platform.bigtop.collector import DEFAULT_PAGE_PATH, DEFAULT_RESTAURA
 from ingest_platform.resources.browser import DEBIAN_CHROMIUM, BrowserResource
 from tests.fakes.http import LoopbackServer
 
-Behaviour = Literal["normal", "challenge", "solvable", "unavailable", "slow"]
+Behaviour = Literal["normal", "challenge", "blocked", "rate_limited", "solvable", "unavailable", "origin_down", "slow"]
 
 # Chromium may resolve nothing but the loopback: no test can reach the internet through the browser.
 LOOPBACK_ONLY = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"
@@ -92,6 +96,7 @@ class SiteEvent:
     # the venue generator's invalid values: DTEND:-47120101T235959 and an RRULE with `UNTIL=;`
     venue_quirks: bool = False
     slow: bool = False  # this file alone answers after the site's slow_s
+    status: int | None = None  # this file alone answers with this status and a plain body (a broken file)
     raw_ics: str | None = None  # served verbatim instead of the generated file
 
     @property
@@ -153,6 +158,7 @@ class FakeBigTopSite:
         self.page_script: deque[Behaviour] = deque()
         self.graphql_script: deque[Behaviour] = deque()
         self.ics_latency_s = 0.0
+        self.count_extra = 0  # GraphQL's `count` says this many more records than it lists (a truncated listing)
         self.solve_ms = 200
         self.on_page_request: Callable[[], None] | None = None  # called while the browser waits for the page
         self.requests: list[RecordedRequest] = []
@@ -240,12 +246,23 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
                     RecordedRequest(self.command, self.path, dict(self.headers.items()), body, time.monotonic())
                 )
 
-        def _send(self, status: int, body: str, content_type: str, headers: dict[str, str] | None = None) -> None:
+        def _send(
+            self,
+            status: int,
+            body: str,
+            content_type: str,
+            headers: dict[str, str] | None = None,
+            *,
+            cloudflare: bool = True,
+        ) -> None:
             payload = body.encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Server", "cloudflare")
+            if cloudflare:
+                # The site sits behind Cloudflare: every answer that passes through it carries these two.
+                self.send_header("Server", "cloudflare")
+                self.send_header("CF-RAY", f"{secrets.token_hex(8)}-MIA")
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
@@ -262,8 +279,17 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
             if behaviour == "challenge":
                 self._send(403, CHALLENGE_HTML, "text/html; charset=UTF-8", {"cf-mitigated": "challenge"})
                 return True
+            if behaviour == "blocked":
+                self._send(403, "Forbidden", "text/plain")
+                return True
+            if behaviour == "rate_limited":
+                self._send(429, "error code: 1015", "text/plain", {"Retry-After": "60"})
+                return True
             if behaviour == "unavailable":
-                self._send(503, "Service Temporarily Unavailable", "text/plain")
+                self._send(503, "Service Temporarily Unavailable", "text/plain", cloudflare=False)
+                return True
+            if behaviour == "origin_down":
+                self._send(503, "<html><body><h1>503 Service Unavailable</h1></body></html>", "text/html")
                 return True
             if behaviour == "slow":
                 site._hold()
@@ -294,6 +320,8 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
                     return
                 if event is None:
                     self._send(404, "Not Found", "text/plain")
+                elif event.status is not None:
+                    self._send(event.status, "Internal Server Error", "text/plain", cloudflare=False)
                 else:
                     self._send(200, event.ics(site.base_url), "text/calendar; charset=utf-8")
             finally:
@@ -318,7 +346,8 @@ def _handler_for(site: FakeBigTopSite) -> type[BaseHTTPRequestHandler]:
                 answer = {"data": {"calendarEvents": None}, "errors": [{"message": "Restaurant not found"}]}
             else:
                 records = site._records()
-                answer = {"data": {"calendarEvents": {"count": len(records), "records": records}}}
+                count = len(records) + site.count_extra
+                answer = {"data": {"calendarEvents": {"count": count, "records": records}}}
             self._send(200, json.dumps(answer), "application/json; charset=utf-8")
 
     return Handler

@@ -1,7 +1,11 @@
 """A small Elasticsearch on loopback: the part of the 9.x REST API a point-in-time `search_after` scan uses.
 
-Implements `POST /<index>/_pit`, `POST /_search` (pit + range query + sort + `search_after` + size) and
-`DELETE /_pit` over an in-memory index, answering like Elasticsearch does: the `X-Elastic-Product` header on
+Implements `POST /<index>/_pit`, `POST /_search` (pit + query + sort on a date field or `_shard_doc` alone +
+`search_after` + size), `POST /<index>/_search` without a point in time (`size: 0`, `track_total_hits`, a `max`
+aggregation) and `DELETE /_pit` over an in-memory index. Queries: `range`, `exists`, `match_all` and `bool`
+(`must`/`filter`/`must_not`). Fields named in `date_fields` behave as `date` fields mapped with
+`ignore_malformed`: a value that is no date is not indexed, so `exists` and `range` do not see it (Elasticsearch
+lists it in `_ignored`). Answers like Elasticsearch does: the `X-Elastic-Product` header on
 every response (the official client refuses a server without it), errors as `{"error": {...}, "status": N}`, a
 point in time as a frozen snapshot that expires after its keep-alive. Faults are injected per request kind: an
 HTTP status, a delay longer than the client's timeout, or an expired point in time.
@@ -14,7 +18,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,19 +57,22 @@ class PointInTime:
     sorted_matches: dict[tuple, tuple[list[tuple], list[tuple[int, int]]]] = field(default_factory=dict)
 
     def matches(
-        self, sort_field: str, descending: bool, range_field: str | None, bounds: dict[str, int]
+        self, sort_field: str | None, descending: bool, query: dict[str, Any] | None, date_fields: frozenset[str]
     ) -> tuple[list[tuple], list[tuple[int, int]]]:
-        cache_key = (sort_field, descending, range_field, tuple(sorted(bounds.items())))
+        """Matching docs in sort order; with `sort_field` None they sort by `_shard_doc` alone."""
+        cache_key = (sort_field, descending, json.dumps(query, sort_keys=True))
         cached = self.sorted_matches.get(cache_key)
         if cached is not None:
             return cached
+        predicate = _predicate(query, date_fields)
         hits = []
         for shard_doc, (index_name, doc_id, source) in enumerate(self.docs):
-            values = _epoch_ms_values(_lookup(source, sort_field))
-            if range_field is not None and not any(
-                _within(value, bounds) for value in _epoch_ms_values(_lookup(source, range_field))
-            ):
+            if not predicate(source):
                 continue
+            if sort_field is None:
+                hits.append((shard_doc, shard_doc, index_name, doc_id, source))
+                continue
+            values = _epoch_ms_values(_lookup(source, sort_field))
             if not values:
                 continue
             sort_value = max(values) if descending else min(values)
@@ -89,6 +96,8 @@ class FakeElasticsearch:
     """The server's state. Use `running()` to serve it on a free loopback port."""
 
     api_key: str | None = None
+    # Fields mapped as `date` with `ignore_malformed: true` (see the module docstring).
+    date_fields: frozenset[str] = frozenset({"@timestamp", "event.ingested"})
     # False plays a server that is not Elasticsearch (a proxy's error page, another product).
     announce_product: bool = True
     indices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -148,6 +157,11 @@ class FakeElasticsearch:
                         pit.expires_at = 0.0
         if kind == "open_pit":
             return self._open_pit(path.split("/")[1], query)
+        if kind == "search" and not (body or {}).get("pit"):
+            try:
+                return _search_index_of(self, path.split("/")[1] if path.count("/") == 2 else "*", body or {})
+            except (ValueError, KeyError, TypeError) as error:
+                return 400, _error(400, "parsing_exception", str(error))
         if kind == "search":
             try:
                 return self._search(body or {})
@@ -200,16 +214,24 @@ class FakeElasticsearch:
             keep_alive = _duration_seconds(pit_request.get("keep_alive", "")) or pit.keep_alive_seconds
             pit.expires_at = time.monotonic() + keep_alive
         sort = body.get("sort") or []
-        if len(sort) != 2 or list(sort[1]) != ["_shard_doc"]:
-            return 400, _error(400, "illegal_argument_exception", "this fake expects [<field>, _shard_doc] sort")
-        ((sort_field, sort_spec),) = sort[0].items()
-        descending = (sort_spec.get("order") if isinstance(sort_spec, dict) else sort_spec) == "desc"
-        range_field, bounds = _range(body.get("query"))
-        hits, keys = pit.matches(sort_field, descending, range_field, bounds)
+        if sort == [{"_shard_doc": "asc"}]:
+            sort_field, descending = None, False
+        elif len(sort) == 2 and list(sort[1]) == ["_shard_doc"]:
+            ((sort_field, sort_spec),) = sort[0].items()
+            descending = (sort_spec.get("order") if isinstance(sort_spec, dict) else sort_spec) == "desc"
+        else:
+            return 400, _error(
+                400, "illegal_argument_exception", "this fake expects a [<field>, _shard_doc] or [_shard_doc] sort"
+            )
+        hits, keys = pit.matches(sort_field, descending, body.get("query"), self.date_fields)
         search_after = body.get("search_after")
         first = 0
         if search_after is not None:
-            first = bisect.bisect_right(keys, ((-search_after[0] if descending else search_after[0]), search_after[1]))
+            if sort_field is None:
+                after_key = (search_after[0], search_after[0])
+            else:
+                after_key = ((-search_after[0] if descending else search_after[0]), search_after[1])
+            first = bisect.bisect_right(keys, after_key)
         size = int(body.get("size", 10))
         page = hits[first : first + size]
         response: dict[str, Any] = {
@@ -225,7 +247,7 @@ class FakeElasticsearch:
                         "_id": doc_id,
                         "_score": None,
                         "_source": source,
-                        "sort": [sort_value, shard_doc],
+                        "sort": [shard_doc] if sort_field is None else [sort_value, shard_doc],
                     }
                     for sort_value, shard_doc, index_name, doc_id, source in page
                 ],
@@ -234,6 +256,46 @@ class FakeElasticsearch:
         if body.get("track_total_hits", True) is not False:
             response["hits"]["total"] = {"value": len(hits), "relation": "eq"}
         return 200, response
+
+
+def _search_index_of(state: FakeElasticsearch, index_expression: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """A plain search of the live index (no point in time): the total and the aggregations, no hits."""
+    if int(body.get("size", 10)) != 0:
+        raise ValueError("this fake answers a search without a point in time only with size 0")
+    predicate = _predicate(body.get("query"), state.date_fields)
+    patterns = index_expression.split(",")
+    with state.lock:
+        sources = [
+            source
+            for name, docs in state.indices.items()
+            if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+            for source in docs.values()
+            if predicate(source)
+        ]
+    response: dict[str, Any] = {
+        "took": 1,
+        "timed_out": False,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {"max_score": None, "hits": [], "total": {"value": len(sources), "relation": "eq"}},
+    }
+    aggregations = {}
+    for name, spec in (body.get("aggs") or body.get("aggregations") or {}).items():
+        if set(spec) != {"max"}:
+            raise ValueError(f"this fake only computes max aggregations, got {spec}")
+        field_name = spec["max"]["field"]
+        values = [
+            value
+            for source in sources
+            for value in _indexed_values(_lookup(source, field_name), field_name in state.date_fields)
+        ]
+        maximum = max(values) if values else None
+        aggregations[name] = {"value": float(maximum) if maximum is not None else None}
+        if maximum is not None and field_name in state.date_fields:
+            moment = datetime.fromtimestamp(maximum / 1000, UTC)
+            aggregations[name]["value_as_string"] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if aggregations:
+        response["aggregations"] = aggregations
+    return 200, response
 
 
 def _handler_for(state: FakeElasticsearch) -> type[BaseHTTPRequestHandler]:
@@ -336,20 +398,48 @@ def _epoch_ms_values(value: Any) -> list[int]:
     return parsed
 
 
-def _range(query: dict[str, Any] | None) -> tuple[str | None, dict[str, int]]:
-    if not query:
-        return None, {}
-    if set(query) != {"range"}:
-        raise ValueError(f"this fake only understands a range query, got {query}")
-    ((range_field, spec),) = query["range"].items()
-    bounds = {}
-    for operator in ("gt", "gte", "lt", "lte"):
-        if operator in spec:
-            values = _epoch_ms_values(spec[operator])
-            if not values:
-                raise ValueError(f"unparseable bound {spec[operator]!r}")
-            bounds[operator] = values[0]
-    return range_field, bounds
+def _indexed_values(value: Any, is_date: bool) -> list[Any]:
+    """What the index holds for a field: dates as epoch ms (malformed ones ignored), other values as they are."""
+    if is_date:
+        return _epoch_ms_values(value)
+    values = value if isinstance(value, list) else [value]
+    return [item for item in values if item is not None and not isinstance(item, dict)]
+
+
+def _predicate(query: dict[str, Any] | None, date_fields: frozenset[str]) -> Callable[[dict[str, Any]], bool]:
+    """A document filter for the query kinds the platform sends; anything else is a 400, as a typo would be."""
+    if not query or set(query) == {"match_all"}:
+        return lambda source: True
+    if len(query) != 1:
+        raise ValueError(f"one query kind per clause, got {sorted(query)}")
+    ((kind, spec),) = query.items()
+    if kind == "range":
+        ((range_field, bounds_spec),) = spec.items()
+        bounds = {}
+        for operator in ("gt", "gte", "lt", "lte"):
+            if operator in bounds_spec:
+                values = _epoch_ms_values(bounds_spec[operator])
+                if not values:
+                    raise ValueError(f"unparseable bound {bounds_spec[operator]!r}")
+                bounds[operator] = values[0]
+        return lambda source: any(_within(value, bounds) for value in _epoch_ms_values(_lookup(source, range_field)))
+    if kind == "exists":
+        field_name = spec["field"]
+        is_date = field_name in date_fields
+        return lambda source: bool(_indexed_values(_lookup(source, field_name), is_date))
+    if kind == "bool":
+        unknown = set(spec) - {"must", "filter", "must_not"}
+        if unknown:
+            raise ValueError(f"this fake does not understand bool {sorted(unknown)}")
+
+        def clauses(name: str) -> list[Callable[[dict[str, Any]], bool]]:
+            items = spec.get(name) or []
+            return [_predicate(item, date_fields) for item in (items if isinstance(items, list) else [items])]
+
+        required = clauses("must") + clauses("filter")
+        excluded = clauses("must_not")
+        return lambda source: all(test(source) for test in required) and not any(test(source) for test in excluded)
+    raise ValueError(f"this fake does not understand a {kind!r} query")
 
 
 def _within(value: int, bounds: dict[str, int]) -> bool:

@@ -1,5 +1,6 @@
 """The RTARF events asset against the fake Elasticsearch, on both warehouse backends."""
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -371,3 +372,129 @@ def test_sync_window(day: date, last_loaded: datetime | None, full_day: bool, ex
     )
     assert (start, mode) == expected
     assert end == datetime.combine(day, datetime.min.time(), UTC) + timedelta(days=1)
+
+
+# --- documents that arrive late or cannot be placed (issue 11 §4) -------------------------------------------------
+
+
+def check_of(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def test_a_document_indexed_days_late_is_loaded_by_the_look_back_and_an_unchanged_day_is_not_read(
+    es: FakeElasticsearch, warehouse: WarehouseResource
+):
+    day = datetime.now(UTC).date() - timedelta(days=2)
+    es.index_many(INDEX, day_documents(day, 6))
+    with dg.instance_for_test() as instance:
+        first = figures(sync(es, warehouse, day, instance=instance, only_if_changed=True))
+        assert (first["mode"], first["inserted"], first["source_documents"]) == ("full_day", 6, 6)
+        assert first["warehouse_documents_before"] == 0
+
+        es.requests.clear()
+        quiet = figures(sync(es, warehouse, day, instance=instance, only_if_changed=True))
+        assert (quiet["mode"], quiet["total_processed"], quiet["inserted"]) == ("unchanged", 0, 0)
+        assert es.requests_of("open_pit") == [], "nothing changed: one count, no scan"
+        assert len(es.requests_of("search")) == 1
+
+        # Indexed two days after its day ended: today's partition never reads it, the look-back does.
+        es.index(INDEX, "late", event_source(day_start(day) + timedelta(hours=23, minutes=59), 99))
+        late = figures(sync(es, warehouse, day, instance=instance, only_if_changed=True))
+        assert (late["mode"], late["inserted"], late["unchanged"]) == ("full_day", 1, 6)
+        assert late["source_documents"] == 7
+        assert "late" in rows(warehouse)
+
+
+def test_a_document_updated_in_place_is_seen_by_its_newer_ingest_time(
+    es: FakeElasticsearch, warehouse: WarehouseResource
+):
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    ingested = day_start(day) + timedelta(hours=23)
+    documents = [
+        (doc_id, {**source, "event": {**source["event"], "ingested": ingested.isoformat()}})
+        for doc_id, source in day_documents(day, 3)
+    ]
+    es.index_many(INDEX, documents)
+    with dg.instance_for_test() as instance:
+        assert figures(sync(es, warehouse, day, instance=instance, only_if_changed=True))["inserted"] == 3
+        assert figures(sync(es, warehouse, day, instance=instance, only_if_changed=True))["mode"] == "unchanged"
+
+        doc_id, source = documents[1]
+        event = {**source["event"], "ingested": datetime.now(UTC).isoformat()}
+        updated = {**source, "message": "corrected", "event": event}
+        es.index(INDEX, doc_id, updated)
+        # The count alone cannot see an update in place.
+        count_only = figures(sync(es, warehouse, day, instance=instance, only_if_changed=True, ingest_time_field=None))
+        assert count_only["mode"] == "unchanged"
+
+        again = figures(sync(es, warehouse, day, instance=instance, only_if_changed=True))
+        assert (again["mode"], again["updated"], again["unchanged"]) == ("full_day", 1, 2)
+        assert rows(warehouse)[doc_id]["message"] == "corrected"
+
+
+def test_undated_documents_are_swept_into_the_rejected_table_counted_and_flagged(
+    es: FakeElasticsearch, warehouse: WarehouseResource
+):
+    today = datetime.now(UTC).date()
+    es.index_many(INDEX, day_documents(today, 3))
+    no_time = event_source(day_start(today), 10)
+    del no_time["@timestamp"]
+    es.index(INDEX, "no-time", no_time)
+    es.index(INDEX, "bad-time", event_source(day_start(today), 11, **{"@timestamp": "last tuesday"}))
+    es.index(INDEX, "null-time", event_source(day_start(today), 12, **{"@timestamp": None}))
+
+    result = sync(es, warehouse, today)
+
+    metadata = figures(result)
+    assert (metadata["inserted"], metadata["bad_documents"]) == (3, 0)
+    assert (metadata["undated_swept"], metadata["undated_documents"]) == (True, 3)
+    reasons = {entry["id"]: entry["reason"] for entry in metadata["undated_document_ids"]}
+    assert reasons == {
+        "no-time": "@timestamp: missing, so the document is in no day",
+        "null-time": "@timestamp: missing, so the document is in no day",
+        "bad-time": "@timestamp: 'last tuesday' is not an ISO 8601 date; the mapping did not index it, so the "
+        "document is in no day",
+    }
+    rejected = rows(warehouse, rtarf_rejected_events)
+    assert {es_id: (row["partition_day"], row["reason"]) for es_id, row in rejected.items()} == {
+        es_id: ("undated", reason) for es_id, reason in reasons.items()
+    }
+    assert rejected["no-time"]["source_document"]["message"] == "event 10"
+    sweep = [request.body for request in es.requests_of("search") if "must_not" in json.dumps(request.body)]
+    assert sweep[0]["query"] == {"bool": {"must_not": [{"exists": {"field": "@timestamp"}}]}}
+    assert sweep[0]["sort"] == [{"_shard_doc": "asc"}]
+    assert "pit" in sweep[0]
+    check = check_of(result)
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert {name: value.value for name, value in check.metadata.items()} == {
+        "rejected_documents": 3,
+        "undated_documents": 3,
+    }
+
+    # Fixed at the source: it loads into its day and leaves the rejected table; a deleted one leaves it too.
+    es.index(INDEX, "bad-time", event_source(day_start(today) + timedelta(minutes=1), 11))
+    del es.indices[INDEX]["no-time"]
+    second = sync(es, warehouse, today, full_day=True)
+    assert (figures(second)["inserted"], figures(second)["undated_documents"]) == (1, 1)
+    assert sorted(rows(warehouse, rtarf_rejected_events)) == ["null-time"]
+    assert "bad-time" in rows(warehouse)
+
+    del es.indices[INDEX]["null-time"]
+    third = sync(es, warehouse, today)
+    assert rows(warehouse, rtarf_rejected_events) == {}
+    assert check_of(third).passed
+
+
+def test_a_past_day_does_not_sweep_and_the_sweep_pages(es: FakeElasticsearch, warehouse: WarehouseResource):
+    for number in range(9):
+        source = event_source(day_start(PAST_DAY), number)
+        del source["@timestamp"]
+        es.index(INDEX, f"undated-{number}", source)
+    past = figures(sync(es, warehouse, PAST_DAY))
+    assert (past["undated_swept"], past["undated_documents"]) == (False, 0)
+    assert es.requests_of("open_pit") and all("must_not" not in json.dumps(r.body) for r in es.requests)
+
+    today = figures(sync(es, warehouse, datetime.now(UTC).date()))  # page_size 4: three pages of the sweep
+    assert today["undated_documents"] == 9
+    assert len(rows(warehouse, rtarf_rejected_events)) == 9

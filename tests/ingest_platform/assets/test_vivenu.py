@@ -232,3 +232,41 @@ def test_the_instance_does_not_retry_a_sync_whose_tickets_failed() -> None:
     from ingest_platform.definitions import defs
 
     assert defs.resolve_job_def("vivenu_sync_job").tags["dagster/retry_on_asset_or_op_failure"] == "false"
+
+
+def test_a_delivered_ticket_that_leaves_the_filter_is_reported_by_the_next_sync_and_nothing_more_is_sent(
+    instance: dg.DagsterInstance, warehouse: WarehouseResource, vivenu_api: FakeVivenu, receiver: WebhookReceiver
+) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=20, wrong_status=2, not_charity=4)
+    first = sync(instance, warehouse, vivenu_api, receiver)
+    assert first.success
+    assert metadata_of(first, "vivenu__delivery__charity_webhooks")["left_filter_after_delivery"] == 0
+    delivered = sorted(receiver.acknowledgements())
+    assert len(delivered) == 14
+
+    by_id = {ticket["_id"]: ticket for ticket in vivenu_api.events[EVENT]}
+    by_id[delivered[0]]["status"] = "INVALID"  # refunded after it was delivered
+    by_id[delivered[1]]["ticketName"] = "HYROX WOMEN"  # moved to a ticket type without CHARITY
+    never_delivered = next(ticket for ticket in vivenu_api.events[EVENT] if ticket["_id"] not in delivered)
+    never_delivered["status"] = "INVALID"  # not delivered, so not reported
+
+    second = sync(instance, warehouse, vivenu_api, receiver)
+
+    assert second.success
+    metadata = metadata_of(second, "vivenu__delivery__charity_webhooks")
+    assert metadata["left_filter_after_delivery"] == 2
+    assert metadata["left_filter_tickets"] == sorted(
+        [
+            {"ticket_id": delivered[0], "status": "INVALID", "reason": "status INVALID"},
+            {
+                "ticket_id": delivered[1],
+                "status": by_id[delivered[1]]["status"],
+                "reason": "no longer a charity ticket",
+            },
+        ],
+        key=lambda entry: entry["ticket_id"],
+    )
+    assert (metadata["acknowledged_this_run"], metadata["tickets_to_send"]) == (0, 12)
+    assert receiver.acknowledgements() == dict.fromkeys(delivered, 1), "nothing more is sent"
+    personal = [by_id[delivered[0]][name] for name in ("firstname", "lastname", "email", "barcode")]
+    assert not any(value in str(metadata["left_filter_tickets"]) for value in personal)

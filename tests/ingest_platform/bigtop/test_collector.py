@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from ingest_platform.bigtop.challenge import ChallengeError
-from ingest_platform.bigtop.collector import CollectorError, collect, collect_into_warehouse
+from ingest_platform.bigtop.collector import CollectorError, SiteUnavailableError, collect, collect_into_warehouse
 from ingest_platform.resources.browser import BrowserTimeoutError
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.tables import events
@@ -74,10 +74,12 @@ def test_collects_page_graphql_and_ics_through_one_browser_context(site: FakeBig
     ("endpoint", "behaviour", "where", "status"),
     [
         pytest.param("page", "challenge", "page", 403, id="page-challenge"),
-        pytest.param("page", "unavailable", "page", 503, id="page-503"),
+        pytest.param("page", "blocked", "page", 403, id="page-cloudflare-403"),
+        pytest.param("page", "rate_limited", "page", 429, id="page-cloudflare-429"),
         pytest.param("graphql", "challenge", "graphql", 403, id="graphql-challenge"),
-        pytest.param("graphql", "unavailable", "graphql", 503, id="graphql-503"),
+        pytest.param("graphql", "rate_limited", "graphql", 429, id="graphql-cloudflare-429"),
         pytest.param("ics", "challenge", "ics", 403, id="ics-challenge"),
+        pytest.param("ics", "blocked", "ics", 403, id="ics-cloudflare-403"),
     ],
 )
 def test_a_challenge_fails_naming_where_and_the_status(
@@ -89,6 +91,42 @@ def test_a_challenge_fails_naming_where_and_the_status(
     assert (raised.value.where, raised.value.status) == (where, status)
     if endpoint == "ics":
         assert len(site.requests_to("/events/")) == 1, "no more files are asked for once Cloudflare refuses one"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "behaviour", "where", "message"),
+    [
+        pytest.param("page", "unavailable", "page", "status 503 without a challenge", id="page-plain-503"),
+        pytest.param(
+            "page", "origin_down", "page", "status 503 through Cloudflare without a challenge", id="page-origin-down"
+        ),
+        pytest.param("graphql", "unavailable", "graphql", "status 503 without a challenge", id="graphql-plain-503"),
+        pytest.param(
+            "graphql",
+            "origin_down",
+            "graphql",
+            "status 503 through Cloudflare without a challenge",
+            id="graphql-origin-down",
+        ),
+        pytest.param("ics", "unavailable", "ics", r"no \.ics fetched \(HTTP 503: site unavailable\)", id="ics-503"),
+    ],
+)
+def test_an_outage_is_reported_as_the_site_unavailable_not_a_challenge(
+    site: FakeBigTopSite, endpoint: str, behaviour: str, where: str, message: str
+) -> None:
+    setattr(site, endpoint, behaviour)
+    with pytest.raises(SiteUnavailableError, match=message) as raised:
+        collect(browser=chromium_for_tests(), options=site.options(max_in_flight=1, **DECEMBER))
+    assert (raised.value.where, raised.value.status) == (where, 503)
+    assert "Cloudflare challenge" not in str(raised.value)
+
+
+def test_one_failing_file_is_skipped_as_unavailable_and_the_others_load(site: FakeBigTopSite) -> None:
+    site.events["open-mic"].status = 500
+    collection = collect(browser=chromium_for_tests(), options=site.options(**DECEMBER))
+    assert collection.skipped["open-mic"] == "HTTP 500: site unavailable"
+    assert collection.ics_fetched == 4
+    assert collection.complete is False
 
 
 def test_a_slow_file_is_skipped_with_its_reason_and_the_others_load(site: FakeBigTopSite) -> None:
@@ -162,5 +200,6 @@ def test_collect_into_warehouse_stores_the_push_endpoints_row_shape(
         "location": "Big Top Brewing, 6111 Porter Way, Sarasota, FL",
         "external_url": f"{site.base_url}/events/open-mic",
         "categories": ["Music", "Open Mic"],
+        "cancelled_at": None,
     }
     assert {row["source_id"] for row in rows} == {5}

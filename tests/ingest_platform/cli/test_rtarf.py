@@ -44,12 +44,15 @@ def test_sync_without_a_cluster_url_says_so(monkeypatch: pytest.MonkeyPatch, cap
         pytest.param({"RTARF_SYNC_INTERVAL_SECONDS": "300"}, 0, "every 300 s (cron '*/5 * * * *'", id="valid"),
         pytest.param({"RTARF_SYNC_INTERVAL_SECONDS": "45"}, 2, "must be at least 60", id="too-short"),
         pytest.param({"RTARF_SYNC_ENABLED": "sometimes"}, 2, "must be true or false", id="bad-enabled"),
+        pytest.param({}, 0, "default status STOPPED, hourly look-back of 3 days", id="default-look-back"),
+        pytest.param({"RTARF_LOOKBACK_DAYS": "0"}, 0, "no look-back", id="no-look-back"),
+        pytest.param({"RTARF_LOOKBACK_DAYS": "99"}, 2, "RTARF_LOOKBACK_DAYS must be between 0", id="bad-look-back"),
     ],
 )
 def test_schedule_checks_the_environment(
     env: dict[str, str], code: int, output: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
-    for name in ("RTARF_SYNC_INTERVAL_SECONDS", "RTARF_SYNC_ENABLED"):
+    for name in ("RTARF_SYNC_INTERVAL_SECONDS", "RTARF_SYNC_ENABLED", "RTARF_LOOKBACK_DAYS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

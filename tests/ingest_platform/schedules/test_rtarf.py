@@ -13,6 +13,7 @@ from ingest_platform.schedules.rtarf import (
     build_rtarf_sync_schedule,
     cron_for_interval,
     interval_seconds,
+    lookback_days,
     sync_enabled,
 )
 
@@ -109,21 +110,94 @@ def tick(
     return schedule.evaluate_tick(context)
 
 
+LOOKBACK = "lookback"
+SCHEDULE = "schedule"
+
+
 @pytest.mark.parametrize(
-    ("at", "partitions"),
+    ("at", "lookback", "requested"),
     [
-        pytest.param(datetime(2025, 11, 14, 10, 5, tzinfo=UTC), ["2025-11-14"], id="during-the-day"),
-        pytest.param(datetime(2025, 11, 14, 0, 55, tzinfo=UTC), ["2025-11-14", "2025-11-13"], id="first-hour"),
-        pytest.param(datetime(2025, 11, 14, 1, 0, tzinfo=UTC), ["2025-11-14"], id="after-the-first-hour"),
+        pytest.param(datetime(2025, 11, 14, 10, 5, tzinfo=UTC), 3, [("2025-11-14", SCHEDULE)], id="during-the-day"),
+        pytest.param(
+            datetime(2025, 11, 14, 0, 55, tzinfo=UTC),
+            3,
+            [("2025-11-14", SCHEDULE), ("2025-11-13", SCHEDULE)],
+            id="first-hour",
+        ),
+        pytest.param(
+            datetime(2025, 11, 14, 1, 5, tzinfo=UTC), 3, [("2025-11-14", SCHEDULE)], id="after-the-first-hour"
+        ),
+        pytest.param(
+            datetime(2025, 11, 14, 10, 0, tzinfo=UTC),
+            3,
+            [("2025-11-14", SCHEDULE), ("2025-11-13", LOOKBACK), ("2025-11-12", LOOKBACK), ("2025-11-11", LOOKBACK)],
+            id="first-tick-of-an-hour-looks-back",
+        ),
+        pytest.param(
+            datetime(2025, 11, 14, 10, 4, tzinfo=UTC),
+            2,
+            [("2025-11-14", SCHEDULE), ("2025-11-13", LOOKBACK), ("2025-11-12", LOOKBACK)],
+            id="look-back-of-two-days",
+        ),
+        pytest.param(
+            datetime(2025, 11, 14, 0, 0, tzinfo=UTC),
+            3,
+            [("2025-11-14", SCHEDULE), ("2025-11-13", SCHEDULE), ("2025-11-12", LOOKBACK), ("2025-11-11", LOOKBACK)],
+            id="midnight-yesterday-whole-then-the-look-back",
+        ),
+        pytest.param(datetime(2025, 11, 14, 10, 0, tzinfo=UTC), 0, [("2025-11-14", SCHEDULE)], id="look-back-off"),
+        pytest.param(
+            datetime(2024, 1, 1, 0, 0, tzinfo=UTC),
+            3,
+            [("2024-01-01", SCHEDULE)],
+            id="no-partition-before-the-start",
+        ),
     ],
 )
-def test_a_tick_requests_today_and_in_the_first_hour_yesterday(at: datetime, partitions: list[str]):
+def test_a_tick_requests_today_yesterday_in_the_first_hour_and_hourly_the_look_back(
+    at: datetime, lookback: int, requested: list[tuple[str, str]]
+):
     with dg.instance_for_test() as instance:
-        result = tick(build_rtarf_sync_schedule(300, True), at, instance)
+        result = tick(build_rtarf_sync_schedule(300, True, lookback), at, instance)
 
-    assert [request.partition_key for request in result.run_requests] == partitions
-    assert all(request.tags[TRIGGER_TAG] == "schedule" for request in result.run_requests)
-    assert len({request.run_key for request in result.run_requests}) == len(partitions)
+    assert [(request.partition_key, request.tags[TRIGGER_TAG]) for request in result.run_requests] == requested
+    for request in result.run_requests:
+        config = request.run_config.get("ops", {}).get("rtarf__raw__events", {}).get("config", {})
+        assert config.get("only_if_changed", False) is (request.tags[TRIGGER_TAG] == LOOKBACK)
+    assert len({request.run_key for request in result.run_requests}) == len(requested)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(None, 3, id="unset-defaults-to-3"),
+        pytest.param(" 7 ", 7, id="seven"),
+        pytest.param("0", 0, id="off"),
+    ],
+)
+def test_look_back_days(raw: str | None, expected: int):
+    assert lookback_days(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        pytest.param("three", "whole number of days", id="not-a-number"),
+        pytest.param("-1", "between 0 and 31", id="negative"),
+        pytest.param("90", "between 0 and 31", id="too-many"),
+    ],
+)
+def test_invalid_look_back_days_name_the_variable(raw: str, problem: str):
+    with pytest.raises(ValueError, match=problem) as raised:
+        lookback_days(raw)
+    assert "RTARF_LOOKBACK_DAYS" in str(raised.value)
+
+
+def test_the_look_back_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RTARF_LOOKBACK_DAYS", "1")
+    with dg.instance_for_test() as instance:
+        result = tick(build_rtarf_sync_schedule(300, True), datetime(2025, 11, 14, 10, 0, tzinfo=UTC), instance)
+    assert [request.partition_key for request in result.run_requests] == ["2025-11-14", "2025-11-13"]
 
 
 def test_a_day_whose_sync_is_still_running_is_not_requested_again():
