@@ -3,7 +3,7 @@
 A key column's length is bounded in characters (`length()` counts characters on both backends); a time column is
 held to the storable range, rendered by each dialect as the literal it compares with (a UTC timestamp on
 PostgreSQL, SQLite's stored text). NUL, lone surrogates, NaN and integers outside BIGINT need no constraint: the
-column types and drivers refuse them already. Keep migration edge_0006 in step.
+column types and drivers refuse them already. Keep migration 0006 in step.
 """
 
 import sqlalchemy as sa

@@ -1,6 +1,6 @@
 """Tables of the Ingest Service source (seed 003): app events, Stripe events and donations, crawl items, audit log.
 
-Keep in step with migrations 0002, 0005 (the rules dimension) and edge_0006 (the limits of `ingest_limits`).
+Keep in step with migrations 0002, 0005 (the rules dimension) and 0006 (the limits of `ingest_limits`).
 """
 
 import sqlalchemy as sa

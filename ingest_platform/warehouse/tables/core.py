@@ -1,6 +1,6 @@
 """Tables shared by every source: the events table and the landing ledger.
 
-Keep in step with the migrations (edge_0006: the limits of `ingest_limits`).
+Keep in step with the migrations (0006: the limits of `ingest_limits`).
 """
 
 import sqlalchemy as sa
@@ -25,7 +25,7 @@ events = sa.Table(
     sa.Column("categories", Json),
     sa.Column("first_seen_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.current_timestamp()),
-    # When the Big Top collector noticed the venue no longer lists the event (migration late_0007); NULL while it
+    # When the Big Top collector noticed the venue no longer lists the event (migration 0007); NULL while it
     # is listed. A soft delete: the row stays, and a collection that lists it again clears this.
     sa.Column("cancelled_at", UtcDateTime),
     sa.Index("ix_events_start_utc", "start_utc"),

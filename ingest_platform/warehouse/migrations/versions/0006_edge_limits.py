@@ -6,7 +6,7 @@ row an older intake let through (a year-10000 event) does not stop the upgrade; 
 CONSTRAINT` checks the old rows once they are cleaned up. On SQLite each table is rebuilt (batch mode) to take its
 constraints, which checks the rows it copies.
 
-Revision ID: edge_0006
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 
 from ingest_platform.warehouse.types import UtcDateTime
 
-revision = "edge_0006"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """Events the venue no longer lists: `events.cancelled_at`, set by the Big Top collector (a soft delete).
 
-Revision ID: late_0007
-Revises: 0001
+Revision ID: 0007
+Revises: 0006 (the limits on `events`, which this table change must follow)
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from alembic import op
 
 from ingest_platform.warehouse.types import UtcDateTime
 
-revision = "late_0007"
-down_revision = "0001"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
