@@ -182,3 +182,42 @@ def test_a_file_already_in_the_ledger_but_back_in_the_inbox_is_archived(warehous
     assert (again["files_already_loaded"], again["files_loaded"]) == (1, 0)
     assert LandingZone(landing_dir).pending("bigtop_events", limit=10) == []
     assert (landing_dir / "bigtop_events" / "loaded" / DAY / name).exists()
+
+
+LEAKS = {
+    "postgresql": [
+        # PostgreSQL quotes the JSON around a NUL it cannot store: `CONTEXT: JSON data, line 1: ["alice...`.
+        (bigtop_pushed_events, "bigtop_events", _bigtop(categories=[EMAIL, SECRET, "\u0000"])),
+        (app_raw_donations, "stripe_events", stripe_succeeded("pi_leak", 2**70, email=EMAIL, token=f"{SECRET}\u0000")),
+    ],
+    "sqlite": [
+        # SQLAlchemy's error text lists the statement's parameters: the whole row.
+        (bigtop_pushed_events, "bigtop_events", _bigtop(start_utc="9999-12-31T23:59:59-14:00")),
+        (app_raw_donations, "stripe_events", stripe_succeeded("pi_leak", 2**70, email=EMAIL, token=SECRET)),
+    ],
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_no_payload_value_reaches_the_event_log_or_the_compute_logs(request, data_dir, tmp_path, backend) -> None:
+    warehouse = backend_warehouse(request, backend, data_dir)
+    landing_dir = tmp_path / "landing"
+    with dg.instance_for_test() as instance:
+        for n, (asset, stream, payload) in enumerate(LEAKS[backend]):
+            good = land(landing_dir, stream, good_payload(asset, n), at_ns=DAY_NS + 10 * n)
+            poison = land(landing_dir, stream, payload, at_ns=DAY_NS + 10 * n + 1)
+            result = run_load(asset, warehouse, landing_dir, [good, poison], instance=instance)
+            assert result.success
+            assert metadata_of(result, asset)["files_quarantined"] == 1
+            logged = "".join(dg.serialize_value(entry) for entry in instance.all_logs(result.run_id))
+            assert "quarantined" in logged
+            assert EMAIL not in logged and SECRET not in logged
+        # Everything the instance wrote: run and event storage, and the captured stdout/stderr of every step.
+        written = [path for path in Path(instance.root_directory).rglob("*") if path.is_file()]
+        compute_logs = [path for path in written if path.suffix in (".out", ".err", ".complete")]
+        assert compute_logs, f"no compute logs were captured under {instance.root_directory}"
+        for path in written:
+            content = path.read_bytes()
+            assert EMAIL.encode() not in content and SECRET.encode() not in content, path
+        for reason in (landing_dir / "quarantine").rglob("*.reason"):
+            assert EMAIL not in reason.read_text() and SECRET not in reason.read_text()
