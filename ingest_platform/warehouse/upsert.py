@@ -204,18 +204,19 @@ def copy_rows(
     """COPY `rows` into `table_name` in PostgreSQL's text format over the connection's psycopg2 cursor."""
     encoders = [_copy_encoder(column_type) for column_type in types]
     pairs = list(zip(columns, encoders, strict=True))
-    buffer = io.StringIO()
+    # UTF-8 bytes, encoded here line by line rather than by psycopg2 while it streams: one copy of the data instead
+    # of a str and its encoding, and a lone surrogate fails as a UnicodeEncodeError in Python instead of cancelling
+    # the COPY (SQLSTATE 57014, which reads like a timeout).
+    buffer = io.BytesIO()
     write = buffer.write
     for row in rows:
-        write("\t".join([encode(row[name]) for name, encode in pairs]))
-        write("\n")
-    # Encoded here, not by psycopg2 while it streams: a lone surrogate then fails as a UnicodeEncodeError in Python
-    # instead of cancelling the COPY (SQLSTATE 57014, which reads like a timeout).
-    encoded = io.BytesIO(buffer.getvalue().encode("utf-8"))
+        write("\t".join([encode(row[name]) for name, encode in pairs]).encode("utf-8"))
+        write(b"\n")
+    buffer.seek(0)
     quote = conn.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(name) for name in columns)
     with conn.connection.dbapi_connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {table_name} ({column_list}) FROM STDIN", encoded)
+        cursor.copy_expert(f"COPY {table_name} ({column_list}) FROM STDIN", buffer)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
