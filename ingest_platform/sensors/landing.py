@@ -12,7 +12,8 @@ daemons restart. Hence each tick, from the same scan of the inbox:
   bound (the run-retry daemon's turn). Their run keys carry the cursor's reconciliation epoch, the tick's time and
   a hash of the files, so they never collide with an earlier request, even after a cursor reset;
 - files whose name maps to a day before the partitions start are quarantined with the reason: they can never be
-  loaded into a partition, and requesting one would make the tick raise.
+  loaded into a partition, and requesting one would make the tick raise; so are files named more than an hour
+  ahead of the sensor's clock, which would otherwise wait unrequested until their name's time.
 
 A loaded file leaves the inbox (to `loaded/`), a refused one goes to quarantine, so whatever stays is owed a load.
 """
@@ -44,6 +45,9 @@ _IN_FLIGHT = [
 # A run still "in progress" after this long has lost its worker; its files are asked for again.
 STALE_RUN_SECONDS = 3_600
 _RUNS_LOOKED_AT = 500
+# A file named further ahead than this had a writer whose clock was wrong; it is quarantined rather than left to
+# wait (unrequested, since it never settles) until its name's time comes.
+FUTURE_LIMIT_SECONDS = 3_600
 
 
 @dataclass(frozen=True)
@@ -104,17 +108,17 @@ def build_landing_sensor(
 
         fresh: list[str] = []
         overdue: list[str] = []
-        for file_name in zone.pending(stream, settled_before_ns=settled_before_ns, limit=2**62):
-            if landed_day(file_name) < first_day:
-                reason = (
-                    f"named for {landed_day(file_name)}, before the first partition ({first_day}): the writer's clock "
-                    "was wrong; the file cannot be loaded into any partition"
-                )
-                zone.quarantine(stream, file_name, reason)
-                context.log.warning(f"quarantined {stream}/{file_name}: {reason}")
+        for file_name in zone.pending(stream, limit=2**62):
+            ns = landed_ns(file_name) or 0
+            unplaceable = _unplaceable(file_name, ns, first_day=first_day, now_ns=now_ns)
+            if unplaceable:
+                zone.quarantine(stream, file_name, unplaceable)
+                context.log.warning(f"quarantined {stream}/{file_name}: {unplaceable}")
+            elif ns >= settled_before_ns:
+                continue  # its writer may still be renaming files named before it
             elif file_name > cursor.newest:
                 fresh.append(file_name)
-            elif landed_ns(file_name) < overdue_before_ns:
+            elif ns < overdue_before_ns:
                 overdue.append(file_name)
         fresh = fresh[:max_files_per_tick]
         if overdue:
@@ -150,6 +154,21 @@ def build_landing_sensor(
         return dg.SensorResult(run_requests=run_requests, cursor=LandingCursor(newest=newest, epoch=epoch).serialize())
 
     return _landing_sensor
+
+
+def _unplaceable(file_name: str, ns: int, *, first_day: str, now_ns: int) -> str | None:
+    """Why a file's name can never be loaded as it stands, or None: its writer's clock was wrong when it landed."""
+    if landed_day(file_name) < first_day:
+        return (
+            f"named for {landed_day(file_name)}, before the first partition ({first_day}): the writer's clock was "
+            "wrong; the file cannot be loaded into any partition"
+        )
+    if ns > now_ns + FUTURE_LIMIT_SECONDS * 1_000_000_000:
+        return (
+            f"named {(ns - now_ns) / 1e9:.0f} s ahead of this clock (more than {FUTURE_LIMIT_SECONDS} s): the writer's "
+            "clock was wrong; loading it would wait until then"
+        )
+    return None
 
 
 def _files_of_live_runs(context: dg.SensorEvaluationContext, stream: str, op_name: str, *, ended_after_s: float):

@@ -113,14 +113,19 @@ def test_overdue_files_share_the_tick_cap_with_new_ones(tmp_path, instance) -> N
 
 
 @pytest.mark.parametrize(
-    "landed",
+    ("landed", "reason"),
     [
-        pytest.param(datetime(2024, 12, 31, 23, 59, tzinfo=UTC), id="the-day-before-the-first-partition"),
-        pytest.param(datetime(1970, 1, 1, tzinfo=UTC), id="a-zero-clock"),
+        pytest.param(
+            datetime(2024, 12, 31, 23, 59, tzinfo=UTC),
+            "2024-12-31, before the first partition (2025-01-01)",
+            id="the-day-before-the-first-partition",
+        ),
+        pytest.param(datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01, before the first partition", id="a-zero-clock"),
+        pytest.param(datetime(2200, 1, 1, tzinfo=UTC), "s ahead of this clock", id="a-clock-far-ahead"),
     ],
 )
-def test_a_file_named_before_the_partitions_start_is_quarantined_and_the_stream_goes_on(
-    tmp_path, instance, landed: datetime
+def test_a_file_whose_name_no_partition_can_take_is_quarantined_and_the_stream_goes_on(
+    tmp_path, instance, landed: datetime, reason: str
 ) -> None:
     early = land(tmp_path, STREAM, {}, at_ns=int(landed.timestamp() * SECOND))
     good = land(tmp_path, STREAM, {}, at_ns=time.time_ns() - 5 * SECOND)
@@ -129,9 +134,14 @@ def test_a_file_named_before_the_partitions_start_is_quarantined_and_the_stream_
 
     assert files_of(result) == [good]
     assert LandingZone(tmp_path).is_quarantined(STREAM, early)
-    reason = (tmp_path / "quarantine" / STREAM / f"{early}.reason").read_text()
-    assert landed.strftime("%Y-%m-%d") in reason and "before the first partition (2025-01-01)" in reason
+    assert reason in (tmp_path / "quarantine" / STREAM / f"{early}.reason").read_text()
     assert not tick(bigtop_landing_sensor, tmp_path, instance, result.cursor).run_requests
+
+
+def test_a_file_named_a_little_ahead_waits_for_its_time(tmp_path, instance) -> None:
+    ahead = land(tmp_path, STREAM, {}, at_ns=time.time_ns() + 600 * SECOND)
+    assert files_of(tick(bigtop_landing_sensor, tmp_path, instance, None)) == []
+    assert LandingZone(tmp_path).pending(STREAM, limit=10) == [ahead]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
