@@ -40,7 +40,7 @@ def _tick_and_run(landing: LandingZoneResource, stop: threading.Event) -> None:
     cursor = None
     with dg.instance_for_test() as instance:
         while not stop.is_set():
-            with dg.build_sensor_context(cursor=cursor, resources={"landing": landing}) as context:
+            with dg.build_sensor_context(cursor=cursor, instance=instance, resources={"landing": landing}) as context:
                 result = bigtop_landing_sensor(context)
             for request in result.run_requests:
                 job.execute_in_process(

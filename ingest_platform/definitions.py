@@ -42,7 +42,7 @@ core_defs = dg.Definitions(
         vivenu.vivenu_tickets,
         vivenu.vivenu_charity_webhooks,
     ],
-    asset_checks=app.APP_ASSET_CHECKS,
+    asset_checks=[bigtop.bigtop_pushed_events_landing_check, *app.APP_ASSET_CHECKS],
     jobs=[
         bigtop.bigtop_push_load_job,
         bigtop_push_to_production_job,

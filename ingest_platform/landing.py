@@ -121,3 +121,11 @@ class LandingZone:
 
     def is_quarantined(self, stream: str, name: str) -> bool:
         return (self.root / QUARANTINE_DIR / stream / name).exists()
+
+    def quarantined(self, stream: str) -> list[str]:
+        """The names of every quarantined file of `stream` (each has a `.reason` beside it)."""
+        try:
+            names = os.listdir(self.root / QUARANTINE_DIR / stream)
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in names if landed_ns(name) is not None)

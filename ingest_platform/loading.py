@@ -1,12 +1,15 @@
 """Load a batch of landing files into the warehouse: the step every landing-fed asset shares."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import ValidationError
 
-from ingest_platform.landing import LandingFileError
+from ingest_platform.landing import LandingFileError, LandingZone
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.result import UpsertResult
@@ -42,23 +45,25 @@ def load_landing_files(
     """Upsert the rows of every loadable file and record each file in the ledger, in one transaction.
 
     The rows go into `table` by `key`, or through `write_rows` when a stream feeds several tables or needs more
-    than an upsert (its figures join the metadata). A file already in the ledger is skipped (unless `reload`);
-    one that cannot be parsed goes to quarantine with its reason and the batch goes on. Loaded files move to the
-    archive only after the commit.
+    than an upsert (its figures join the metadata). A file already in the ledger is skipped (unless `reload`) and
+    archived if it is still in the inbox (a crash between a commit and the archive). A file that cannot be parsed,
+    or whose rows the warehouse refuses, goes to quarantine with its reason and the rest load: when a batch's write
+    fails on its data, the batch is halved and each half written in its own transaction until the files at fault
+    stand alone. A warehouse that is down fails the run and quarantines nothing; the landing sensor's
+    reconciliation asks again. Loaded files move to the archive only after their commit.
     """
-    from ingest_platform.warehouse.tables import landing_ledger
-    from ingest_platform.warehouse.upsert import upsert
-
     if write_rows is None:
         if table is None or not key:
             raise ValueError("load_landing_files needs either table and key or write_rows")
         write_rows = _upsert_into(table, key)
     zone = landing.zone()
     names = sorted(set(config.files)) or zone.files_for_day(stream, context.partition_key)
-    already_loaded = set() if config.reload else _ledgered(warehouse, stream, names)
+    with _warehouse_failures(stream):
+        already_loaded = set() if config.reload else _ledgered(warehouse, stream, names)
+    for name in sorted(already_loaded):
+        zone.archive(stream, name)
 
-    rows: list[dict[str, Any]] = []
-    ledger_rows: list[dict[str, Any]] = []
+    batch: list[_ParsedFile] = []
     quarantined: dict[str, str] = {}
     for name in names:
         if name in already_loaded:
@@ -74,31 +79,135 @@ def load_landing_files(
             quarantined[name] = reason
             context.log.warning(f"quarantined {stream}/{name}: {reason}")
             continue
-        rows.extend(file_rows)
-        ledger_rows.append({"stream": stream, "file_name": name, "rows": len(file_rows), "run_id": context.run.run_id})
+        batch.append(_ParsedFile(name, file_rows))
 
-    with warehouse.begin() as connection:
-        result, figures = write_rows(connection, rows) if rows else (UpsertResult(), {})
-        upsert(connection, landing_ledger, ledger_rows, key=["stream", "file_name"])
-    for ledger_row in ledger_rows:
-        zone.archive(stream, ledger_row["file_name"])
+    written = _Written()
+    with _warehouse_failures(stream):
+        _write_isolating(context, stream, batch, warehouse, write_rows, zone, written, quarantined)
 
     context.log.info(
-        f"{stream}: {len(ledger_rows)} files loaded, {len(already_loaded)} already loaded, "
-        f"{len(quarantined)} quarantined; rows {result.as_metadata()}"
+        f"{stream}: {len(written.files)} files loaded, {len(already_loaded)} already loaded, "
+        f"{len(quarantined)} quarantined; rows {written.result.as_metadata()}"
     )
     return dg.MaterializeResult(
         metadata={
             "files": len(names),
-            "files_loaded": len(ledger_rows),
+            "files_loaded": len(written.files),
             "files_already_loaded": len(already_loaded),
             "files_quarantined": len(quarantined),
             "quarantined": dg.MetadataValue.json(quarantined),
-            "rows": len(rows),
-            **result.as_metadata(),
-            **figures,
+            "rows": written.rows,
+            **written.result.as_metadata(),
+            **written.figures,
         }
     )
+
+
+@dataclass
+class _ParsedFile:
+    name: str
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class _Written:
+    """What the committed writes of one run add up to."""
+
+    files: list[str] = field(default_factory=list)
+    rows: int = 0
+    result: UpsertResult = field(default_factory=UpsertResult)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, files: list[_ParsedFile], result: UpsertResult, figures: Mapping[str, Any]) -> None:
+        self.files += [parsed.name for parsed in files]
+        self.rows += sum(len(parsed.rows) for parsed in files)
+        self.result += result
+        self.figures = _sum_figures(self.figures, figures)
+
+
+def _write_isolating(
+    context: dg.AssetExecutionContext,
+    stream: str,
+    batch: list[_ParsedFile],
+    warehouse: WarehouseResource,
+    write_rows: WriteRows,
+    zone: LandingZone,
+    written: _Written,
+    quarantined: dict[str, str],
+) -> None:
+    """Write `batch`; on a data error, halve it and write each half on its own, down to the files at fault.
+
+    One bad file among n costs about 2·log2(n) extra transactions; the good files around it commit as they go.
+    """
+    from ingest_platform.warehouse.errors import classify, describe, schema_names
+    from ingest_platform.warehouse.tables import landing_ledger
+    from ingest_platform.warehouse.upsert import upsert
+
+    groups = deque([batch] if batch else [])
+    while groups:
+        group = groups.popleft()
+        rows = [row for parsed in group for row in parsed.rows]
+        ledger_rows = [
+            {"stream": stream, "file_name": parsed.name, "rows": len(parsed.rows), "run_id": context.run.run_id}
+            for parsed in group
+        ]
+        try:
+            with warehouse.begin() as connection:
+                result, figures = write_rows(connection, rows) if rows else (UpsertResult(), {})
+                upsert(connection, landing_ledger, ledger_rows, key=["stream", "file_name"])
+        except Exception as error:
+            if classify(error) != "data":
+                raise
+            if len(group) > 1:
+                middle = len(group) // 2
+                groups.extendleft([group[middle:], group[:middle]])
+                continue
+            (parsed,) = group
+            reason = f"the warehouse refused the rows: {describe(error, known_names=schema_names())}"
+            zone.quarantine(stream, parsed.name, reason)
+            quarantined[parsed.name] = reason
+            context.log.warning(f"quarantined {stream}/{parsed.name}: {reason}")
+            continue
+        for parsed in group:
+            zone.archive(stream, parsed.name)
+        written.add(group, result, figures)
+
+
+class WarehouseUnavailableError(Exception):
+    """The warehouse could not take a load for a reason that is not a file's (down, lost connection, a bug)."""
+
+
+@contextmanager
+def _warehouse_failures(stream: str) -> Iterator[None]:
+    """Fail the run with the error's SQLSTATE and names only: the database's own text can carry row values."""
+    try:
+        yield
+    except (LandingFileError, OSError):
+        raise
+    except Exception as error:
+        from ingest_platform.warehouse.errors import classify, describe, schema_names
+
+        kind = classify(error)
+        what = "unavailable" if kind == "unavailable" else "failed"
+        # `from None`: the original's text (and Dagster's record of a cause) may quote the rows.
+        raise WarehouseUnavailableError(
+            f"{stream}: warehouse {what}, nothing quarantined, the files stay in the inbox for the retry: "
+            f"{describe(error, known_names=schema_names())}"
+        ) from None
+
+
+def _sum_figures(total: Mapping[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    summed = dict(total)
+    for name, value in more.items():
+        if name not in summed or isinstance(value, bool) or not isinstance(value, int | dict):
+            summed[name] = value
+        elif isinstance(value, int):
+            summed[name] += value
+        else:
+            summed[name] = {
+                key: summed[name].get(key, 0) + value.get(key, 0) for key in sorted({*summed[name], *value})
+            }
+    return summed
 
 
 def _upsert_into(table: "sa.Table", key: Sequence[str]) -> WriteRows:

@@ -33,3 +33,18 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(bare):
             return "postgresql+psycopg2://" + url[len(bare) :]
     return url
+
+
+DEFAULT_RECONCILE_MINUTES = 5.0
+
+
+def reconcile_after_minutes() -> float:
+    """How long an inbox file may wait before the landing sensors ask for it again whatever their cursor says, and
+    the landing checks warn: `LANDING_RECONCILE_MINUTES` (minutes, fractions allowed), else 5."""
+    value = os.environ.get("LANDING_RECONCILE_MINUTES")
+    if not value:
+        return DEFAULT_RECONCILE_MINUTES
+    minutes = float(value)
+    if minutes < 0:
+        raise ValueError(f"LANDING_RECONCILE_MINUTES must be >= 0, not {value!r}")
+    return minutes

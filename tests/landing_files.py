@@ -31,3 +31,36 @@ def bigtop_batch(*events: dict, run_id: str = "run-1") -> dict:
 
 def bigtop_event(external_id: str, title: str = "Trivia night", start: str = "2026-03-05T23:00:00+00:00") -> dict:
     return {"external_id": external_id, "title": title, "start_utc": start}
+
+
+def audit_record(action: str = "stripe.webhook") -> dict:
+    return {
+        "audit_id": uuid.uuid4().hex,
+        "at": "2026-03-01T12:00:00+00:00",
+        "actor": "stripe",
+        "action": action,
+        "outcome": "accepted",
+        "status": 200,
+    }
+
+
+def stripe_succeeded(intent_id: str, amount: Any, *, created: int = 1_772_366_400, **meta: Any) -> dict:
+    """The landed payload of a `payment_intent.succeeded` delivery, as the webhook app writes it."""
+    intent = {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": amount,
+        "currency": "usd",
+        "status": "succeeded",
+        "metadata": meta,
+    }
+    event = {
+        "id": f"evt_{intent_id}",
+        "object": "event",
+        "created": created,
+        "data": {"object": intent},
+        "livemode": False,
+        "type": "payment_intent.succeeded",
+    }
+    return {"event": event, "audit": audit_record()}

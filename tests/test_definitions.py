@@ -18,6 +18,11 @@ ASSET_KEYS = {
     "vivenu/raw/tickets",
 }
 ASSET_CHECK_KEYS = {
+    "app/raw/audit_log:landing_stream_health",
+    "app/raw/crawl_items:landing_stream_health",
+    "app/raw/donations:landing_stream_health",
+    "app/raw/events:landing_stream_health",
+    "bigtop/raw/pushed_events:landing_stream_health",
     "app/raw/donations:donation_amounts_non_negative",
     "app/raw/donations:no_duplicate_stripe_event_ids",
     "app/raw/events:no_duplicate_idempotency_keys",

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ingest_platform.app.documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, RULES_STREAM, STRIPE_STREAM
+from ingest_platform.assets.landing import build_landing_check
 from ingest_platform.loading import LandingBatchConfig
 from ingest_platform.partitions import landed_daily
 from ingest_platform.resources.landing import LandingZoneResource
@@ -209,4 +210,9 @@ def donation_amounts_non_negative(warehouse: WarehouseResource) -> dg.AssetCheck
     )
 
 
-APP_ASSET_CHECKS = [no_duplicate_idempotency_keys, no_duplicate_stripe_event_ids, donation_amounts_non_negative]
+APP_ASSET_CHECKS = [
+    no_duplicate_idempotency_keys,
+    no_duplicate_stripe_event_ids,
+    donation_amounts_non_negative,
+    *(build_landing_check(asset, stream=stream) for stream, asset in APP_LANDING_ASSETS.items()),
+]

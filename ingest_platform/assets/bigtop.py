@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import dagster as dg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from ingest_platform.assets.landing import build_landing_check
 from ingest_platform.bigtop.challenge import ChallengeError
 from ingest_platform.bigtop.collector import (
     BIGTOP_SOURCE_ID,
@@ -91,6 +92,8 @@ def bigtop_pushed_events(
         rows_from_document=push_rows,
     )
 
+
+bigtop_pushed_events_landing_check = build_landing_check(bigtop_pushed_events, stream=PUSH_STREAM)
 
 bigtop_push_load_job = dg.define_asset_job(
     "bigtop_push_load_job",

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ingest_platform.warehouse.errors import UnstorableValue
 from ingest_platform.warehouse.result import UpsertResult
 
 # Columns the merge maintains itself: set to now() whenever a row really changes.
@@ -43,12 +44,75 @@ def upsert(
 
     staging = f"_staging_{table.name}_{next(_staging_names)}"
     stage = _stage_postgresql if conn.dialect.name == "postgresql" else _stage_sqlite
-    stage(conn, table, staging, columns, unique)
     try:
+        stage(conn, table, staging, columns, unique)
         inserted, updated = _merge(conn, table, staging, columns, key)
-    finally:
-        conn.exec_driver_sql(f"DROP TABLE {staging}")
+    except Exception as error:
+        unstorable = _unstorable_value(conn, table, columns, unique, error)
+        if unstorable is not None:
+            raise unstorable from error
+        raise
+    # Dropped only after a merge that worked: after an error PostgreSQL's transaction is aborted and a DROP would
+    # replace the first error with InFailedSqlTransaction; the caller's rollback removes the table anyway.
+    conn.exec_driver_sql(f"DROP TABLE {staging}")
     return UpsertResult(inserted=inserted, updated=updated, unchanged=len(unique) - inserted - updated)
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _unstorable_value(
+    conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[Mapping[str, Any]], error: BaseException
+) -> UnstorableValue | None:
+    """The column whose value failed in Python (a bind, an encoding, an integer SQLite cannot hold), if one did.
+
+    Python's and SQLAlchemy's messages either carry the value or name no column; this names the column alone.
+    """
+    if isinstance(error, sa.exc.DBAPIError):
+        return None  # the database answered through SQLAlchemy: its error names the column itself
+    if _is_nul_in_text(error):
+        # COPY says only the line; the column is the one whose text carries the NUL.
+        for name in columns:
+            if any(isinstance(row[name], str) and "\x00" in row[name] for row in rows):
+                return UnstorableValue(table=table.name, column=name, problem="text with a NUL character (22021)")
+        return None
+    if not isinstance(error, ValueError | OverflowError | TypeError | sa.exc.StatementError):
+        return None
+    for name in columns:
+        column_type = table.c[name].type
+        process = column_type.bind_processor(conn.dialect)
+        for row in rows:
+            value = row[name]
+            try:
+                if process is not None:
+                    process(value)
+                if isinstance(value, str):
+                    value.encode("utf-8")
+                elif isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+                    raise OverflowError("integer beyond 64 bits")
+            except (ValueError, OverflowError, TypeError) as problem:
+                return UnstorableValue(table=table.name, column=name, problem=_problem(problem))
+    return None
+
+
+def _problem(error: Exception) -> str:
+    if isinstance(error, ValueError) and str(error).startswith("naive datetime"):
+        return "naive datetime: the warehouse stores only timezone-aware times"
+    return _PROBLEMS.get(type(error), "value the column type refuses")
+
+
+def _is_nul_in_text(error: BaseException) -> bool:
+    import psycopg2.errors
+
+    return isinstance(error, psycopg2.errors.CharacterNotInRepertoire) and "column" not in (error.diag.context or "")
+
+
+_PROBLEMS = {
+    OverflowError: "value out of range for the column",
+    UnicodeEncodeError: "text not encodable as UTF-8 (a lone surrogate)",
+    ValueError: "value the column type refuses",
+    TypeError: "value of a type the column cannot hold",
+}
 
 
 def _last_row_per_key(rows: Iterable[Mapping[str, Any]], key: Sequence[str]) -> list[Mapping[str, Any]]:
@@ -140,11 +204,14 @@ def copy_rows(
     """COPY `rows` into `table_name` in PostgreSQL's text format over the connection's psycopg2 cursor."""
     encoders = [_copy_encoder(column_type) for column_type in types]
     pairs = list(zip(columns, encoders, strict=True))
-    buffer = io.StringIO()
+    # UTF-8 bytes, encoded here line by line rather than by psycopg2 while it streams: one copy of the data instead
+    # of a str and its encoding, and a lone surrogate fails as a UnicodeEncodeError in Python instead of cancelling
+    # the COPY (SQLSTATE 57014, which reads like a timeout).
+    buffer = io.BytesIO()
     write = buffer.write
     for row in rows:
-        write("\t".join([encode(row[name]) for name, encode in pairs]))
-        write("\n")
+        write("\t".join([encode(row[name]) for name, encode in pairs]).encode("utf-8"))
+        write(b"\n")
     buffer.seek(0)
     quote = conn.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(name) for name in columns)

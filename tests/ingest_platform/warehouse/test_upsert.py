@@ -1,9 +1,12 @@
+import random
+import string
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
 from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.warehouse.errors import UnstorableValue
 from ingest_platform.warehouse.result import UpsertResult
 from ingest_platform.warehouse.tables import events
 
@@ -116,3 +119,28 @@ def test_runs_in_the_callers_transaction(warehouse: WarehouseResource) -> None:
 
 def test_empty_batch_is_a_no_op(warehouse: WarehouseResource) -> None:
     assert warehouse.upsert(table=events, rows=[], key=KEY) == UpsertResult()
+
+
+@pytest.mark.parametrize(
+    ("row", "error", "named"),
+    [
+        pytest.param(event("a", title=None), sa.exc.IntegrityError, "title", id="not-null-in-the-merge"),
+        pytest.param(event("a", title="half \ud800"), UnstorableValue, "events.title", id="lone-surrogate"),
+    ],
+)
+def test_a_refused_row_raises_the_first_error_naming_the_column(warehouse, row: dict, error, named: str) -> None:
+    # PostgreSQL aborts the transaction at the first error; cleaning up the staging table then would raise
+    # InFailedSqlTransaction in its place and hide which column was at fault.
+    with pytest.raises(error) as raised:
+        warehouse.upsert(table=events, rows=[event("ok"), row], key=KEY)
+    assert named in str(raised.value)
+    assert "InFailedSqlTransaction" not in str(raised.value)
+    assert stored(warehouse) == {}
+
+
+def test_an_index_row_too_large_surfaces_as_itself_on_postgresql(pg_warehouse) -> None:
+    with pytest.raises(sa.exc.OperationalError) as raised:
+        # Random, so that the index cannot compress it below its limit.
+        key = "".join(random.Random(3).choices(string.ascii_letters, k=3_000))
+        pg_warehouse.upsert(table=events, rows=[event(key)], key=KEY)
+    assert raised.value.orig.pgcode == "54000"
