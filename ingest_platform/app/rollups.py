@@ -22,6 +22,7 @@ windows and cumulative totals depend on it).
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,7 +85,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 # --- the day's events -------------------------------------------------------------------------------------------
 
 
-def _per_rule_events(day: date, settings: RollupSettings) -> sa.Subquery:
+def _per_rule_events(day: date, settings: RollupSettings) -> sa.CTE:
     """(rule_id, views, copies, saves, forks, votes, events, score, raw_views, unique_viewers) of the day's events."""
     start, end = day_bounds(day)
     e = app_events
@@ -117,11 +118,11 @@ def _per_rule_events(day: date, settings: RollupSettings) -> sa.Subquery:
             sa.func.sum(sa.case((per_ip.c.views > 0, 1), else_=0)).label("unique_viewers"),
         )
         .group_by(per_ip.c.rule_id)
-        .subquery("per_rule")
+        .cte("per_rule")
     )
 
 
-def _donations_made(day: date) -> sa.Subquery:
+def _donations_made(day: date) -> sa.CTE:
     """The paid donations made on `day` (first Stripe event that day), not wholly refunded, with their net amount."""
     start, end = day_bounds(day)
     first_event = sa.func.min(stripe_events.c.created)
@@ -149,8 +150,15 @@ def _donations_made(day: date) -> sa.Subquery:
             )
         )
         .where(donations.c.status.in_(PAID_STATUSES), donations.c.amount.is_not(None), net > 0)
-        .subquery("made_donations")
+        .cte("made_donations")
     )
+
+
+def _give_aggregates_memory(connection: sa.Connection) -> None:
+    """A day's (rule, keyed IP) groups outgrow PostgreSQL's default 4 MB of work_mem and spill to disk; this
+    transaction alone gets room for them."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SET LOCAL work_mem = '128MB'"))
 
 
 def _replace_day(connection: sa.Connection, table: sa.Table, day: date, select: sa.Select) -> int:
@@ -164,6 +172,7 @@ def _replace_day(connection: sa.Connection, table: sa.Table, day: date, select: 
 
 def compute_rule_metrics(connection: sa.Connection, day: date, settings: RollupSettings) -> dict[str, int]:
     """Recompute `rule_metric_daily`, `rule_donation_daily` and `rule_metric_cumulative` of `day`."""
+    _give_aggregates_memory(connection)
     per_rule = _per_rule_events(day, settings)
     made = _donations_made(day)
     rule_donations = (
@@ -184,7 +193,7 @@ def compute_rule_metrics(connection: sa.Connection, day: date, settings: RollupS
         sa.select(earlier.c.rule_id, sa.func.sum(earlier.c.score * decay).label("trending"))
         .where(earlier.c.day >= window_start, earlier.c.day < day, earlier.c.score > 0)
         .group_by(earlier.c.rule_id)
-        .subquery("carried")
+        .cte("carried")
     )
     keys = sa.union(
         sa.select(per_rule.c.rule_id),
@@ -315,7 +324,7 @@ def compute_author_metrics(connection: sa.Connection, day: date) -> dict[str, in
 # --- leaderboards -----------------------------------------------------------------------------------------------
 
 
-def _rule_totals(day: date) -> sa.Subquery:
+def _rule_totals(day: date) -> sa.CTE:
     """(period, rule_id, score, events) of every period ending on `day`, rules with events only."""
     daily, cumulative = rule_metric_daily, rule_metric_cumulative
     parts = [
@@ -335,47 +344,60 @@ def _rule_totals(day: date) -> sa.Subquery:
             sa.literal(ALL_TIME).label("period"), cumulative.c.rule_id, cumulative.c.score, cumulative.c.events
         ).where(cumulative.c.day == day, cumulative.c.events > 0)
     )
-    return sa.union_all(*parts).subquery("totals")
+    # A CTE: the six board families read it, and it is computed once.
+    return sa.union_all(*parts).cte("totals")
 
 
 def compute_leaderboards(connection: sa.Connection, day: date, settings: RollupSettings) -> dict[str, int]:
     """Recompute every board of `day` into `leaderboard_entries`; returns rows and the boards' count."""
+    _give_aggregates_memory(connection)
     totals = _rule_totals(day)
-    by_tag = totals.join(rule_tags, rule_tags.c.rule_id == totals.c.rule_id)
-    with_rule = totals.join(rules, rules.c.rule_id == totals.c.rule_id)
-    author_by_tag = with_rule.join(rule_tags, rule_tags.c.rule_id == totals.c.rule_id)
+    rated = (
+        sa.select(totals, rules.c.author_id, rules.c.model)
+        .select_from(totals.outerjoin(rules, rules.c.rule_id == totals.c.rule_id))
+        .cte("rated")
+    )
 
-    def entries(subject: str, scope: str, value: Any, subject_id: sa.ColumnElement, source: Any) -> sa.Select:
-        scope_value = sa.literal(value) if isinstance(value, str) else value
-        columns = [
-            totals.c.period,
-            sa.literal(subject).label("subject"),
-            sa.literal(scope).label("scope"),
-            scope_value.label("scope_value"),
-            subject_id.label("subject_id"),
-        ]
-        if subject == "rule":
-            return sa.select(*columns, totals.c.score, totals.c.events).select_from(source)
-        grouping = [totals.c.period, subject_id] if isinstance(value, str) else [totals.c.period, value, subject_id]
-        return (
-            sa.select(
-                *columns, sa.func.sum(totals.c.score).label("score"), sa.func.sum(totals.c.events).label("events")
-            )
-            .select_from(source)
-            .group_by(*grouping)
-        )
+    def scoped_part(scope: str, value: sa.ColumnElement, source: Any) -> sa.Select:
+        columns = [rated.c.period, rated.c.rule_id, rated.c.author_id, rated.c.score, rated.c.events]
+        return sa.select(*columns, sa.literal(scope).label("scope"), value.label("scope_value")).select_from(source)
 
+    # Every rule's totals once per scope it belongs to; the rule boards read it as is, the author boards grouped.
+    scoped = sa.union_all(
+        scoped_part("global", sa.literal(""), rated),
+        scoped_part("tag", rule_tags.c.tag, rated.join(rule_tags, rule_tags.c.rule_id == rated.c.rule_id)),
+        scoped_part("model", rated.c.model, rated).where(rated.c.model.is_not(None)),
+    ).cte("scoped")
     parts = [
-        entries("rule", "global", "", totals.c.rule_id, totals),
-        entries("rule", "tag", rule_tags.c.tag, totals.c.rule_id, by_tag),
-        entries("rule", "model", rules.c.model, totals.c.rule_id, with_rule).where(rules.c.model.is_not(None)),
-        entries("author", "global", "", rules.c.author_id, with_rule),
-        entries("author", "tag", rule_tags.c.tag, rules.c.author_id, author_by_tag),
-        entries("author", "model", rules.c.model, rules.c.author_id, with_rule).where(rules.c.model.is_not(None)),
+        sa.select(
+            scoped.c.period,
+            sa.literal("rule").label("subject"),
+            scoped.c.scope,
+            scoped.c.scope_value,
+            scoped.c.rule_id.label("subject_id"),
+            scoped.c.score,
+            scoped.c.events,
+        ),
+        sa.select(
+            scoped.c.period,
+            sa.literal("author").label("subject"),
+            scoped.c.scope,
+            scoped.c.scope_value,
+            scoped.c.author_id.label("subject_id"),
+            sa.func.sum(scoped.c.score).label("score"),
+            sa.func.sum(scoped.c.events).label("events"),
+        )
+        .where(scoped.c.author_id.is_not(None))
+        .group_by(scoped.c.period, scoped.c.scope, scoped.c.scope_value, scoped.c.author_id),
     ]
     boards = sa.union_all(*parts).subquery("boards")
+    board_key = [boards.c.period, boards.c.subject, boards.c.scope, boards.c.scope_value]
+    if connection.dialect.name == "postgresql":
+        # The window sorts every entry by its board; byte order instead of the locale's makes that sort cheap,
+        # and any order of boards will do.
+        board_key = [column.collate("C") for column in board_key]
     rank = sa.func.rank().over(
-        partition_by=[boards.c.period, boards.c.subject, boards.c.scope, boards.c.scope_value],
+        partition_by=board_key,
         order_by=boards.c.score.desc(),
     )
     ranked = sa.select(
@@ -742,4 +764,11 @@ def yesterday_freshness(connection: sa.Connection, *, now: datetime, grace: time
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value.isoformat() if isinstance(value, date) else value for key, value in row.items()}
+    def plain(value: Any) -> Any:
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, Decimal):  # PostgreSQL's sum() of bigints
+            return int(value) if value == value.to_integral_value() else float(value)
+        return value
+
+    return {key: plain(value) for key, value in row.items()}
