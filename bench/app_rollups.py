@@ -1,10 +1,10 @@
 """P4 rollups: one UTC day of app events on PostgreSQL → rule and author metrics and every leaderboard, next to one
 bare `SELECT rule_id, type, count(*) … GROUP BY 1, 2` over the same day, in the same run.
 
-    .venv/bin/python -m bench.app_rollups [--events 1000000] [--history-days 30] [--rounds 3]
+    .venv/bin/python -m bench.app_rollups [--events 1000000] [--history-days 30] [--history-events N] [--rounds 3]
 
-First the day alone (an empty history), then the same day again after `--history-days` earlier days of the same
-size were loaded and rolled up (their trending, windows and cumulative snapshots in place): the day's cost must
+First the day alone (an empty history), then the same day again after `--history-days` earlier days (of
+`--history-events` each, default the day's size) were loaded and rolled up (their trending, windows and cumulative snapshots in place): the day's cost must
 stay flat as history grows. Data goes in with COPY. Goals: rollup <= 3x the bare query; with history <= 1.3x the
 rollup of the day alone.
 """
@@ -121,11 +121,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--history-days", type=int, default=30)
-    parser.add_argument("--rules", type=int, default=20_000)
+    parser.add_argument("--history-events", type=int, default=None, help="events per history day (default --events)")
+    parser.add_argument("--rules", type=int, default=10_000)
     parser.add_argument("--ips", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     settings = rollups.RollupSettings()
+    history_events = args.history_events or args.events
     with scratch_postgres() as url:
         engine = WarehouseResource(database_url=url).engine
         copy_rules(engine, rules=args.rules, authors=args.rules // 10, tags=50, models=6)
@@ -138,9 +140,9 @@ def main() -> None:
         loading = time.perf_counter()
         history = [DAY - timedelta(days=n) for n in range(args.history_days, 0, -1)]
         for seed, day in enumerate(history, start=1):
-            copy_events(engine, day, args.events, rules=args.rules, ips=args.ips, seed=seed)
+            copy_events(engine, day, history_events, rules=args.rules, ips=args.ips, seed=seed)
         analyze(engine)
-        print(f"loaded {len(history)} days of history in {time.perf_counter() - loading:.1f} s")
+        print(f"loaded {len(history)} days of {history_events:,} events in {time.perf_counter() - loading:.1f} s")
         rolling = time.perf_counter()
         for day in history:
             roll_up(engine, day, settings)
@@ -148,6 +150,7 @@ def main() -> None:
         bare_history, rollup_history = measure(engine, DAY, settings, args.rounds)
 
     print(f"\n{args.events:,} events on {DAY}, {args.rules:,} rules, median of {args.rounds} interleaved rounds")
+    print(f"history: {args.history_days} days of {history_events:,} events")
     print(f"{'':38} {'bare GROUP BY':>14} {'rollup':>9} {'ratio':>7}")
     print(f"{'day alone':38} {bare_alone:13.3f}s {rollup_alone:8.3f}s {rollup_alone / bare_alone:6.2f}x   goal <= 3x")
     print(
