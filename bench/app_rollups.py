@@ -4,9 +4,9 @@ bare `SELECT rule_id, type, count(*) … GROUP BY 1, 2` over the same day, in th
     .venv/bin/python -m bench.app_rollups [--events 1000000] [--history-days 30] [--history-events N] [--rounds 3]
 
 First the day alone (an empty history), then the same day again after `--history-days` earlier days (of
-`--history-events` each, default the day's size) were loaded and rolled up (their trending, windows and cumulative snapshots in place): the day's cost must
-stay flat as history grows. Data goes in with COPY. Goals: rollup <= 3x the bare query; with history <= 1.3x the
-rollup of the day alone.
+`--history-events` each, default the day's size) were loaded and rolled up (their trending, windows and cumulative
+snapshots in place): the day's cost must stay flat as history grows. Data goes in with COPY. Goals: rollup <= 3x
+the bare query; with history <= 1.3x the rollup of the day alone.
 """
 
 import argparse

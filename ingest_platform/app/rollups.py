@@ -232,10 +232,13 @@ def compute_rule_metrics(connection: sa.Connection, day: date, settings: RollupS
     ).where(made.c.rule_id.is_not(None))
     _replace_day(connection, rule_donation_daily, day, per_currency.group_by(made.c.rule_id, made.c.currency))
     _replace_cumulative(connection, day)
-    events = connection.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(rule_metric_daily.c.events), 0)).where(rule_metric_daily.c.day == day)
-    )
-    return {"rows": rows, "events": int(events)}
+    return {"rows": rows, "events": _day_events(connection, day)}
+
+
+def _day_events(connection: sa.Connection, day: date) -> int:
+    """The day's capped events (all rules, known to the dimension or not): every asset reports the same figure."""
+    daily = rule_metric_daily
+    return int(connection.scalar(sa.select(sa.func.coalesce(sa.func.sum(daily.c.events), 0)).where(daily.c.day == day)))
 
 
 _CUMULATIVE = (*COUNT_COLUMNS.values(), "events", "score")
@@ -313,12 +316,7 @@ def compute_author_metrics(connection: sa.Connection, day: date) -> dict[str, in
         .group_by(made.c.author_id, made.c.currency)
     )
     _replace_day(connection, author_donation_daily, day, per_currency)
-    events = connection.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(author_metric_daily.c.events), 0)).where(
-            author_metric_daily.c.day == day
-        )
-    )
-    return {"rows": rows, "events": int(events)}
+    return {"rows": rows, "events": _day_events(connection, day)}
 
 
 # --- leaderboards -----------------------------------------------------------------------------------------------
