@@ -208,3 +208,37 @@ def test_yesterday_is_final_fails_until_yesterday_is_rolled_up_after_it_ended(wa
         rollups.record_day(connection, TODAY - timedelta(days=1))
         connection.execute(sa.delete(rollup_dirty_days))
     assert evaluate()
+
+
+def test_one_rollup_runs_at_a_time_the_next_waits_in_the_queue() -> None:
+    """dagster.yaml's limit on the rollup tag: a second app_rollup_job run (the schedule's, while the sensor's
+    range runs) stays queued until the first ends, so two runs never interleave days."""
+    from tests.support.dagster_queue import project_run_queue
+
+    partition = {app_assets.PARTITION_TAG: TODAY.isoformat()}
+    with project_run_queue() as queue:
+        runs = [queue.submit(app_assets.app_rollup_job.name, tags=partition) for _ in range(2)]
+        assert all(app_assets.ROLLUP_TAGS.items() <= queue.tags(run).items() for run in runs)
+        queue.tick()
+        assert [queue.status(run) for run in runs] == [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.QUEUED]
+        queue.finish(runs[0])
+        queue.tick()
+        assert queue.status(runs[1]) == dg.DagsterRunStatus.STARTING
+
+
+def test_without_the_rollup_limit_both_runs_start() -> None:
+    """Proves the test above measures dagster.yaml's rollup entry, not a default of Dagster's."""
+    from tests.support.dagster_queue import project_instance_config, project_run_queue
+
+    config = project_instance_config()
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    config["concurrency"]["runs"]["tag_concurrency_limits"] = [
+        limit for limit in limits if limit["key"] != app_assets.ROLLUP_TAG_KEY
+    ]
+    with project_run_queue(config) as queue:
+        runs = [
+            queue.submit(app_assets.app_rollup_job.name, tags={app_assets.PARTITION_TAG: TODAY.isoformat()})
+            for _ in range(2)
+        ]
+        queue.tick()
+        assert [queue.status(run) for run in runs] == [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTING]
