@@ -473,13 +473,15 @@ def boards_markdown(entries: list[dict[str, Any]]) -> str:
 # --- read-only preview (the cron route's dry run) ---------------------------------------------------------------
 
 
-def preview(connection: sa.Connection, *, days: list[date]) -> list[dict[str, Any]]:
+def preview(
+    connection: sa.Connection, *, days: list[date], settings: RollupSettings | None = None
+) -> list[dict[str, Any]]:
     """Per day what a rollup would find, read from the raw tables without writing: {day, events, rules, authors}.
 
     `events` counts the day's events after the VIEW cap (as `rule_metric_daily.events` will), `rules` the rules
     with events, `authors` their distinct authors in the rules dimension. `day` is the partition key.
     """
-    settings = RollupSettings()
+    settings = settings or RollupSettings()
     figures = []
     for day in days:
         per_rule = _per_rule_events(day, settings)
