@@ -70,6 +70,8 @@ class RollupSettings:
     def __post_init__(self) -> None:
         if set(self.weights) != set(COUNT_COLUMNS):
             raise ValueError(f"weights must name exactly {sorted(COUNT_COLUMNS)}, got {sorted(self.weights)}")
+        if any(weight < 0 for weight in self.weights.values()):
+            raise ValueError("weights must be >= 0: a trending score is carried only while it is positive")
         if self.view_cap < 1 or self.trending_days < 1 or self.top_n < 1 or self.trending_half_life_days <= 0:
             raise ValueError("view_cap, trending_days and top_n must be >= 1 and the half-life > 0")
 

@@ -374,8 +374,13 @@ def test_loads_note_the_event_days_they_touch(warehouse) -> None:
 
 @pytest.mark.parametrize(
     ("weights", "cap", "days", "top"),
-    [({"VIEW": 1.0}, 5, 7, 100), (rollups.DEFAULT_WEIGHTS, 0, 7, 100), (rollups.DEFAULT_WEIGHTS, 5, 0, 100)],
-    ids=["weights-missing-types", "cap-zero", "window-zero"],
+    [
+        ({"VIEW": 1.0}, 5, 7, 100),
+        (rollups.DEFAULT_WEIGHTS, 0, 7, 100),
+        (rollups.DEFAULT_WEIGHTS, 5, 0, 100),
+        (rollups.DEFAULT_WEIGHTS | {"FORK": -1.0}, 5, 7, 100),
+    ],
+    ids=["weights-missing-types", "cap-zero", "window-zero", "negative-weight"],
 )
 def test_settings_refuse_nonsense(weights, cap, days, top) -> None:
     with pytest.raises(ValueError):
