@@ -166,7 +166,9 @@ def _give_aggregates_memory(connection: sa.Connection) -> None:
 def _replace_day(connection: sa.Connection, table: sa.Table, day: date, select: sa.Select) -> int:
     connection.execute(sa.delete(table).where(table.c.day == day))
     columns = [column.name for column in select.selected_columns]
-    return connection.execute(sa.insert(table).from_select(columns, select)).rowcount
+    connection.execute(sa.insert(table).from_select(columns, select))
+    # Counted, not the cursor's rowcount: SQLite reports -1 for an INSERT its CTEs are written in front of.
+    return int(connection.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.day == day)))
 
 
 # --- rule metrics -----------------------------------------------------------------------------------------------

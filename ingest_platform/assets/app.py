@@ -11,8 +11,9 @@ app/rollups.py; `app_rollup_job` runs the three for a day or a range (one run, d
 windows and cumulative totals read the days before it).
 """
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -22,6 +23,9 @@ from ingest_platform.partitions import event_daily, landed_daily
 from ingest_platform.resources.app import AppRollupResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 # The loaders' warehouse work (app/loading.py, and SQLAlchemy with it) is imported on first use: loading the code
 # location must stay cheap.
@@ -195,7 +199,10 @@ def _event_days(context: dg.AssetExecutionContext) -> list[date]:
 
 
 def _each_day(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, name: str, compute: Any
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    name: str,
+    compute: Callable[["sa.Connection", date], dict[str, int]],
 ) -> dict[date, dict[str, int]]:
     """`compute(connection, day)` for every day of the run in order, each day in its own transaction."""
     from ingest_platform.app.loading import serialize_writers

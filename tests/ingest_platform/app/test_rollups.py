@@ -24,6 +24,7 @@ from tests.ingest_platform.app.rollup_fixture import (
     all_days,
     at,
     event,
+    fixture_events,
     insert_fixture_donations,
     insert_rules,
     load_events,
@@ -212,18 +213,12 @@ def world(warehouse):
     with warehouse.begin() as connection:
         insert_rules(connection)
         insert_fixture_donations(connection)
-        figures = load_events(connection, _fixture_rows())
+        figures = load_events(connection, fixture_events())
     assert (figures["duplicate_idempotency_keys"], figures["duplicate_views"]) == (1, 1)
     with warehouse.begin() as connection:
         roll_up(connection, all_days())
         connection.execute(sa.delete(rollup_dirty_days))  # what the run that covered them does
     return warehouse
-
-
-def _fixture_rows():
-    from tests.ingest_platform.app.rollup_fixture import fixture_events
-
-    return fixture_events()
 
 
 def test_the_rollups_match_the_hand_computed_tables(world) -> None:
@@ -351,7 +346,7 @@ def test_a_rule_changing_author_and_tags_marks_its_days(world) -> None:
 def test_preview_reads_the_raw_tables_and_writes_nothing(warehouse) -> None:
     with warehouse.begin() as connection:
         insert_rules(connection)
-        load_events(connection, _fixture_rows())
+        load_events(connection, fixture_events())
         connection.execute(sa.delete(rollup_dirty_days))
     with warehouse.engine.connect() as connection:
         figures = rollups.preview(connection, days=[D(2026, 3, 30), D(2026, 3, 31), D(2026, 3, 5)])
