@@ -242,3 +242,41 @@ def test_without_the_rollup_limit_both_runs_start() -> None:
         ]
         queue.tick()
         assert [queue.status(run) for run in runs] == [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTING]
+
+
+def test_a_refund_landing_days_later_reaches_the_day_of_the_donation(tmp_path, warehouse) -> None:
+    """Through the real intake and loader: the refund's load notes the donation's day, the sensor redoes it."""
+    from tests.fakes import stripe as fake_stripe
+    from tests.ingest_platform.assets.app_support import load
+    from tests.ingest_platform.assets.app_support import pending as landed
+    from tests.webhook_app.intake_support import STRIPE_SECRET, make_app
+
+    landing_dir = tmp_path / "landing"
+    client = make_app(landing_dir).test_client()
+    made = noon(TODAY - timedelta(days=3))
+    meta = {"authorId": "a9", "ruleId": "r9"}
+
+    def deliver(event: dict) -> None:
+        body, headers = fake_stripe.signed(event, STRIPE_SECRET)
+        assert client.post("/ingest/stripe/webhook", data=body, headers=headers).status_code == 200
+        load(app_assets.app_raw_donations, warehouse, landing_dir, landed(landing_dir, "stripe_events"))
+
+    def donated(connection) -> list[tuple]:
+        t = author_donation_daily
+        query = sa.select(t.c.day, t.c.author_id, t.c.donations, t.c.amount_refunded, t.c.amount)
+        return [tuple(row) for row in connection.execute(query)]
+
+    succeeded = fake_stripe.payment_intent("pi_9", amount=1000, **meta)
+    deliver(fake_stripe.event("payment_intent.succeeded", succeeded, created=int(made.timestamp())))
+    with dg.instance_for_test() as instance:
+        execute(instance, warehouse, run_request(instance, warehouse))
+        with warehouse.engine.connect() as connection:
+            assert donated(connection) == [(made.date(), "a9", 1, 0, 1000)]
+
+        refund = fake_stripe.refunded_charge("ch_9", "pi_9", amount=1000, refunded_amount=400)
+        deliver(fake_stripe.event("charge.refunded", refund))  # created now, three days after the donation
+        request = run_request(instance, warehouse)
+        assert request.tags[app_assets.RANGE_START_TAG] == made.date().isoformat()
+        execute(instance, warehouse, request)
+        with warehouse.engine.connect() as connection:
+            assert donated(connection) == [(made.date(), "a9", 1, 400, 600)]
