@@ -8,15 +8,17 @@ import dagster as dg
 
 from ingest_platform.assets import app, bigtop, rtarf, vivenu
 from ingest_platform.jobs.bigtop import bigtop_probe, bigtop_push_to_production_job
+from ingest_platform.resources.app import AppRollupResource
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.vivenu import VivenuResource
 from ingest_platform.resources.warehouse import WarehouseResource
+from ingest_platform.schedules.app import app_rollup_schedule
 from ingest_platform.schedules.bigtop import bigtop_collect_schedule
 from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
-from ingest_platform.sensors.app import app_landing_sensors, app_search_automation_sensor
+from ingest_platform.sensors.app import app_landing_sensors, app_rollup_sensor, app_search_automation_sensor
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from ingest_platform.sensors.vivenu import vivenu_event_list_sensor
@@ -31,6 +33,7 @@ resources = {
     ),
     "elasticsearch": ElasticsearchResource.from_env(),
     "vivenu": VivenuResource(),
+    "app_rollup": AppRollupResource(),
 }
 
 core_defs = dg.Definitions(
@@ -38,25 +41,28 @@ core_defs = dg.Definitions(
         bigtop.bigtop_pushed_events,
         *app.APP_LANDING_ASSETS.values(),
         app.app_search_rules_index,
+        *app.APP_ROLLUP_ASSETS,
         rtarf.rtarf_events_asset,
         vivenu.vivenu_tickets,
         vivenu.vivenu_charity_webhooks,
     ],
-    asset_checks=[bigtop.bigtop_pushed_events_landing_check, *app.APP_ASSET_CHECKS],
+    asset_checks=[bigtop.bigtop_pushed_events_landing_check, *app.APP_ASSET_CHECKS, *app.APP_ROLLUP_CHECKS],
     jobs=[
         bigtop.bigtop_push_load_job,
         bigtop_push_to_production_job,
         *app.app_load_jobs.values(),
         app.app_search_index_job,
+        app.app_rollup_job,
         rtarf.rtarf_sync_job,
         vivenu.vivenu_sync_job,
         vivenu.vivenu_pull_job,
     ],
-    schedules=[build_rtarf_sync_schedule()],
+    schedules=[build_rtarf_sync_schedule(), app_rollup_schedule],
     sensors=[
         bigtop_landing_sensor,
         *app_landing_sensors,
         app_search_automation_sensor,
+        app_rollup_sensor,
         rtarf_run_success_sensor,
         rtarf_run_failure_sensor,
         vivenu_event_list_sensor,

@@ -5,6 +5,9 @@ import dagster as dg
 from ingest_platform.definitions import defs
 
 ASSET_KEYS = {
+    "app/metrics/author_metric_daily",
+    "app/metrics/leaderboards",
+    "app/metrics/rule_metric_daily",
     "app/raw/audit_log",
     "app/raw/crawl_items",
     "app/raw/donations",
@@ -23,6 +26,12 @@ ASSET_CHECK_KEYS = {
     "app/raw/donations:landing_stream_health",
     "app/raw/events:landing_stream_health",
     "bigtop/raw/pushed_events:landing_stream_health",
+    "app/metrics/author_metric_daily:author_totals_match_rules",
+    "app/metrics/author_metric_daily:donation_totals_match_donations",
+    "app/metrics/leaderboards:board_ranks_are_dense",
+    "app/metrics/leaderboards:yesterday_is_final",
+    "app/metrics/rule_metric_daily:metrics_reconcile_with_events",
+    "app/metrics/rule_metric_daily:view_cap_holds",
     "app/raw/donations:donation_amounts_non_negative",
     "app/raw/donations:no_duplicate_stripe_event_ids",
     "app/raw/events:no_duplicate_idempotency_keys",
@@ -36,6 +45,7 @@ JOBS = {
     "app_events_load_job",
     "app_rules_load_job",
     "app_search_index_job",
+    "app_rollup_job",
     "bigtop_collect_job",
     "bigtop_probe",
     "bigtop_push_load_job",
@@ -45,6 +55,7 @@ JOBS = {
     "vivenu_sync_job",
 }
 SCHEDULES = {
+    "app_rollup_schedule",
     "bigtop_collect_schedule",
     "rtarf_sync_schedule",
 }
@@ -54,6 +65,7 @@ SENSORS = {
     "app_events_landing_sensor",
     "app_rules_landing_sensor",
     "app_search_automation_sensor",
+    "app_rollup_sensor",
     "app_stripe_events_landing_sensor",
     "bigtop_landing_sensor",
     "rtarf_run_failure_sensor",

@@ -25,6 +25,7 @@ from ingest_platform.app.documents import (
     rules_document,
     stripe_document,
 )
+from ingest_platform.app.rollups import note_donation_days, note_event_days
 from ingest_platform.warehouse.result import UpsertResult
 from ingest_platform.warehouse.tables import (
     app_events,
@@ -67,11 +68,14 @@ def write_events(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
     kept, repeated_keys = keep_first_claims(connection, app_events, rows, claim="idempotency_key", owner="event_id")
     kept, repeated_views = drop_repeated_views(connection, kept, window=VIEW_WINDOW)
     result = upsert(connection, app_events, kept, key=["event_id"]) if kept else UpsertResult()
+    # In the load's transaction: the rollups of these event days are redone exactly when these rows are stored.
+    dirty_days = note_event_days(connection, kept)
     return result, {
         "rows": len(rows),
         "duplicates": repeated_keys + repeated_views,
         "duplicate_idempotency_keys": repeated_keys,
         "duplicate_views": repeated_views,
+        "rollup_days_noted": dirty_days,
         **_write_audit(connection, documents),
     }
 
@@ -84,6 +88,8 @@ def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
     keys = {row["donation_key"] for row in kept if row["donation_key"]}
     donation_rows = derive_donations(connection, keys)
     result = upsert(connection, donations, donation_rows, key=["donation_key"]) if donation_rows else UpsertResult()
+    # A refund (or any later event) changes the figures of the day the donation was made.
+    dirty_days = note_donation_days(connection, keys)
     unhandled = Counter(row["type"] for row in kept if not row["handled"])
     return result, {
         "rows": len(rows),
@@ -92,6 +98,7 @@ def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
         "stripe_events_unchanged": stored.unchanged,
         "unhandled_events": sum(unhandled.values()),
         "unhandled_types": dict(sorted(unhandled.items())),  # metadata turns a dict into JSON
+        "rollup_days_noted": dirty_days,
         **_write_audit(connection, documents),
     }
 

@@ -6,18 +6,28 @@ The webhook app lands one document per accepted request in the `app_events`, `st
 are the last line of every dedup the app does: a repeated idempotency key, a VIEW within the window of a stored one,
 a Stripe event delivered twice, an older crawl of an item or an older version of a rule never overwrite what is
 stored.
+
+The rollups (`app/metrics/*`) are partitioned by the UTC *event* day (`event_daily`) and computed by
+app/rollups.py; `app_rollup_job` runs the three for a day or a range (one run, days in order: each day's trending,
+windows and cumulative totals read the days before it).
 """
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from ingest_platform.app.documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, RULES_STREAM, STRIPE_STREAM
 from ingest_platform.assets.landing import build_landing_check
 from ingest_platform.loading import LandingBatchConfig
-from ingest_platform.partitions import landed_daily
+from ingest_platform.partitions import event_daily, landed_daily
+from ingest_platform.resources.app import AppRollupResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 # The loaders' warehouse work (app/loading.py, and SQLAlchemy with it) is imported on first use: loading the code
 # location must stay cheap.
@@ -215,4 +225,296 @@ APP_ASSET_CHECKS = [
     no_duplicate_stripe_event_ids,
     donation_amounts_non_negative,
     *(build_landing_check(asset, stream=stream) for stream, asset in APP_LANDING_ASSETS.items()),
+]
+
+
+# --- rollups: metrics and leaderboards by event day --------------------------------------------------------------
+
+# Every app_rollup_job run carries this tag; dagster.yaml runs one at a time, so a later day never reads an earlier
+# day another run is rewriting.
+ROLLUP_TAG_KEY = "ingest_platform/rollup"
+ROLLUP_TAGS = {ROLLUP_TAG_KEY: "app"}
+# Set by app_rollup_sensor: the dirty rows (id up to, day from) the run covers, claimed when it starts and deleted
+# when its leaderboards are written.
+DIRTY_THROUGH_TAG = "ingest_platform/rollup_dirty_through"
+DIRTY_FROM_TAG = "ingest_platform/rollup_dirty_from"
+# Dagster's own run tags of a partition and of a partition range (single-run backfills, the sensor's range runs).
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+_RAW_INPUTS = [
+    dg.AssetDep(app_raw_events, partition_mapping=dg.AllPartitionMapping()),
+    dg.AssetDep(app_raw_donations, partition_mapping=dg.AllPartitionMapping()),
+]
+
+
+def _event_days(context: dg.AssetExecutionContext) -> list[date]:
+    return sorted(date.fromisoformat(key) for key in context.partition_keys)
+
+
+def _each_day(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    name: str,
+    compute: Callable[["sa.Connection", date], dict[str, int]],
+) -> dict[date, dict[str, int]]:
+    """`compute(connection, day)` for every day of the run in order, each day in its own transaction."""
+    from ingest_platform.app.loading import serialize_writers
+
+    figures = {}
+    for day in _event_days(context):
+        with warehouse.begin() as connection:
+            # A UI run and a scheduled one may overlap: each day's DELETE + INSERT takes its turn.
+            serialize_writers(connection, f"rollup:{name}")
+            figures[day] = compute(connection, day)
+        context.log.info(f"{name} {day}: {figures[day]}")
+    return figures
+
+
+def _rollup_metadata(figures: dict[date, dict[str, int]]) -> dict[str, Any]:
+    """`rows` and `events` (the day's, summed over a range), and each day's figures for a range run."""
+    metadata: dict[str, Any] = {
+        "rows": sum(day["rows"] for day in figures.values()),
+        "events": sum(day.get("events", 0) for day in figures.values()),
+        "days": len(figures),
+    }
+    if len(figures) > 1:
+        metadata["per_day"] = dg.MetadataValue.json({day.isoformat(): value for day, value in figures.items()})
+    return metadata
+
+
+@dg.asset(
+    key=["app", "metrics", "rule_metric_daily"],
+    group_name="app",
+    partitions_def=event_daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=_RAW_INPUTS,
+    kinds={"sql"},
+    description="Per (UTC event day, rule): views capped at 5 per keyed IP (raw views, unique viewers), copies, "
+    "saves, forks, votes, the weighted score, donations made that day, the decayed trending score, and the rule's "
+    "cumulative totals. Table `rule_metric_daily` (+ `rule_donation_daily`, `rule_metric_cumulative`).",
+)
+def app_rule_metric_daily(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, app_rollup: AppRollupResource
+) -> dg.MaterializeResult:
+    from ingest_platform.app import rollups
+
+    _claim_dirty_days(context, warehouse)
+    settings = app_rollup.settings()
+    figures = _each_day(
+        context,
+        warehouse,
+        "rule_metric_daily",
+        lambda connection, day: rollups.compute_rule_metrics(connection, day, settings),
+    )
+    return dg.MaterializeResult(metadata=_rollup_metadata(figures))
+
+
+@dg.asset(
+    key=["app", "metrics", "author_metric_daily"],
+    group_name="app",
+    partitions_def=event_daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[app_rule_metric_daily, dg.AssetDep(app_raw_donations, partition_mapping=dg.AllPartitionMapping())],
+    kinds={"sql"},
+    description="Per (UTC event day, author): the author's rules summed (author from the rules dimension), and the "
+    "donations made that day to the author per currency, net of refunds. Tables `author_metric_daily`, "
+    "`author_donation_daily`.",
+)
+def app_author_metric_daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from ingest_platform.app import rollups
+
+    figures = _each_day(context, warehouse, "author_metric_daily", rollups.compute_author_metrics)
+    return dg.MaterializeResult(metadata=_rollup_metadata(figures))
+
+
+@dg.asset(
+    key=["app", "metrics", "leaderboards"],
+    group_name="app",
+    partitions_def=event_daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[app_rule_metric_daily, app_author_metric_daily],
+    kinds={"sql"},
+    description="Daily, weekly (7 days), monthly (30 days) and all-time boards of rules and authors on each UTC "
+    "day, scopes global, per tag and per model; top N by score, ties share a rank. Table `leaderboard_entries`.",
+)
+def app_leaderboards(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, app_rollup: AppRollupResource
+) -> dg.MaterializeResult:
+    from ingest_platform.app import rollups
+
+    settings = app_rollup.settings()
+
+    def boards(connection, day: date) -> dict[str, int]:
+        written = rollups.compute_leaderboards(connection, day, settings)
+        return {**written, **rollups.record_day(connection, day)}
+
+    figures = _each_day(context, warehouse, "leaderboards", boards)
+    last_day = max(figures)
+    with warehouse.begin() as connection:
+        top = rollups.top_entries(connection, last_day)
+        cleared = rollups.clear_claimed(connection, run_id=context.run.run_id)
+    metadata = _rollup_metadata(figures) | {
+        "boards": figures[last_day]["boards"],
+        "dirty_days_cleared": cleared,
+        "top_10": dg.MetadataValue.md(f"Global boards of {last_day}\n\n" + rollups.boards_markdown(top)),
+    }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _claim_dirty_days(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+    tags = context.run.tags
+    if DIRTY_THROUGH_TAG not in tags:
+        return
+    from ingest_platform.app import rollups
+
+    with warehouse.begin() as connection:
+        claimed = rollups.claim_dirty(
+            connection,
+            run_id=context.run.run_id,
+            first_day=date.fromisoformat(tags[DIRTY_FROM_TAG]),
+            through_id=int(tags[DIRTY_THROUGH_TAG]),
+        )
+    context.log.info(f"claimed {claimed} dirty day notes")
+
+
+APP_ROLLUP_ASSETS = [app_rule_metric_daily, app_author_metric_daily, app_leaderboards]
+
+app_rollup_job = dg.define_asset_job(
+    "app_rollup_job",
+    selection=APP_ROLLUP_ASSETS,
+    tags=ROLLUP_TAGS,
+    description="Recomputes the Ingest Service metrics and leaderboards of a UTC event day or a range of days (one "
+    "run, days in order); requested by app_rollup_sensor, app_rollup_schedule and POST /cron/rollup.",
+)
+
+
+def _check_days(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> list[date]:
+    """The days the check's run rolled up (its partition or range), else the latest day rolled up."""
+    tags = context.run.tags
+    if PARTITION_TAG in tags:
+        return [date.fromisoformat(tags[PARTITION_TAG])]
+    if RANGE_START_TAG in tags:
+        start = date.fromisoformat(tags[RANGE_START_TAG])
+        end = date.fromisoformat(tags[RANGE_END_TAG])
+        return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import rollup_days
+
+    with warehouse.engine.connect() as connection:
+        latest = connection.scalar(sa.select(sa.func.max(rollup_days.c.day)))
+    return [latest] if latest else []
+
+
+def _offenders(found: list[Any], days: list[date]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not found,
+        metadata={
+            "days": dg.MetadataValue.json([day.isoformat() for day in days]),
+            "offending": len(found),
+            "examples": dg.MetadataValue.json(found[:20]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=app_rule_metric_daily,
+    description="The VIEW cap holds: no rule-day counts more views than cap x its unique keyed IPs.",
+)
+def view_cap_holds(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, app_rollup: AppRollupResource
+) -> dg.AssetCheckResult:
+    from ingest_platform.app import rollups
+
+    days = _check_days(context, warehouse)
+    with warehouse.engine.connect() as connection:
+        found = rollups.cap_violations(connection, days, view_cap=app_rollup.view_cap)
+    return _offenders(found, days)
+
+
+@dg.asset_check(
+    asset=app_rule_metric_daily,
+    description="Each day's metrics add up to the day's events after the cap, counted row by row from app_events.",
+)
+def metrics_reconcile_with_events(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, app_rollup: AppRollupResource
+) -> dg.AssetCheckResult:
+    from ingest_platform.app import rollups
+
+    days = _check_days(context, warehouse)
+    with warehouse.engine.connect() as connection:
+        found = rollups.unreconciled_days(connection, days, view_cap=app_rollup.view_cap)
+    return _offenders(found, days)
+
+
+@dg.asset_check(
+    asset=app_author_metric_daily, description="Each author-day's totals equal the sum of the author's rule-days."
+)
+def author_totals_match_rules(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    from ingest_platform.app import rollups
+
+    days = _check_days(context, warehouse)
+    with warehouse.engine.connect() as connection:
+        found = rollups.author_mismatches(connection, days)
+    return _offenders(found, days)
+
+
+@dg.asset_check(
+    asset=app_author_metric_daily,
+    description="Donations to authors through the run's last day equal `donations` (paid, net of refunds), per "
+    "currency.",
+)
+def donation_totals_match_donations(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    from ingest_platform.app import rollups
+
+    days = _check_days(context, warehouse)
+    with warehouse.engine.connect() as connection:
+        found = rollups.donation_mismatches(connection, max(days)) if days else []
+    return _offenders(found, days)
+
+
+@dg.asset_check(
+    asset=app_leaderboards,
+    description="Every board's ranks are 1..N with gaps only after ties (rank = 1 + the better scores), at most N.",
+)
+def board_ranks_are_dense(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, app_rollup: AppRollupResource
+) -> dg.AssetCheckResult:
+    from ingest_platform.app import rollups
+
+    days = _check_days(context, warehouse)
+    with warehouse.engine.connect() as connection:
+        found = rollups.rank_gaps(connection, days, top_n=app_rollup.top_n)
+    return _offenders(found, days)
+
+
+@dg.asset_check(
+    asset=app_leaderboards,
+    description="Yesterday (UTC) is final once the grace period after it has passed: rolled up after it ended, "
+    "with no late data waiting for it.",
+)
+def yesterday_is_final(warehouse: WarehouseResource, app_rollup: AppRollupResource) -> dg.AssetCheckResult:
+    from ingest_platform.app import rollups
+
+    with warehouse.engine.connect() as connection:
+        status = rollups.yesterday_freshness(
+            connection, now=datetime.now(UTC), grace=timedelta(hours=app_rollup.final_after_hours)
+        )
+    return dg.AssetCheckResult(
+        passed=status["passed"], metadata={name: value for name, value in status.items() if value is not None}
+    )
+
+
+APP_ROLLUP_CHECKS = [
+    view_cap_holds,
+    metrics_reconcile_with_events,
+    author_totals_match_rules,
+    donation_totals_match_donations,
+    board_ranks_are_dense,
+    yesterday_is_final,
 ]

@@ -9,6 +9,16 @@ from ingest_platform.warehouse.tables.app import (
     rules,
     stripe_events,
 )
+from ingest_platform.warehouse.tables.app_metrics import (
+    author_donation_daily,
+    author_metric_daily,
+    leaderboard_entries,
+    rollup_days,
+    rollup_dirty_days,
+    rule_donation_daily,
+    rule_metric_cumulative,
+    rule_metric_daily,
+)
 from ingest_platform.warehouse.tables.core import events, landing_ledger, metadata
 from ingest_platform.warehouse.tables.rtarf import rtarf_events, rtarf_rejected_events
 from ingest_platform.warehouse.tables.vivenu import vivenu_deliveries, vivenu_delivery_runs, vivenu_tickets
@@ -16,13 +26,21 @@ from ingest_platform.warehouse.tables.vivenu import vivenu_deliveries, vivenu_de
 __all__ = [
     "app_events",
     "audit_log",
+    "author_donation_daily",
+    "author_metric_daily",
     "crawl_items",
     "donations",
     "events",
     "landing_ledger",
+    "leaderboard_entries",
     "metadata",
+    "rollup_days",
+    "rollup_dirty_days",
     "rtarf_events",
     "rtarf_rejected_events",
+    "rule_donation_daily",
+    "rule_metric_cumulative",
+    "rule_metric_daily",
     "rule_tags",
     "rules",
     "stripe_events",
