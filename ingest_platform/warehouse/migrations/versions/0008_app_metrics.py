@@ -2,7 +2,7 @@
 totals, leaderboards, rollup bookkeeping) and the index by event time the rollups read `app_events` through.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006 (the limits on `app_events`, whose new index this adds)
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from ingest_platform.warehouse.types import UtcDateTime
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
