@@ -54,3 +54,45 @@ def _split(definitions: dg.Definitions) -> tuple[dg.Definitions, dg.Definitions]
 
 
 core_defs, browser_defs = _split(defs)
+
+
+def pools_of(definitions: dg.Definitions) -> set[str]:
+    """The concurrency pools the definitions' assets and ops run in."""
+    repo = definitions.get_repository_def()
+    pools = {pool for key in repo.asset_graph.get_all_asset_keys() for pool in repo.asset_graph.get(key).pools or ()}
+    for job in repo.get_all_jobs():
+        pools.update(op.pool for op in job.graph.iterate_op_defs() if op.pool)
+    return pools
+
+
+def prepare_pools(instance: dg.DagsterInstance, definitions: dg.Definitions = defs) -> None:
+    """Give every pool the definitions use its slots from dagster.yaml (`concurrency: pools: default_limit`).
+
+    The run queue sets a pool's limit only once it has seen a run that needs it, after deciding what that tick
+    launches: without this, the first two browser runs of a fresh instance both start (their steps still take
+    turns on the slot). Part of the deploy step.
+    """
+    for pool in sorted(pools_of(definitions)):
+        instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
+
+
+def deploy() -> None:
+    """The deploy step, before any code server or run starts: Dagster's storage and the warehouse migrated to
+    head, the pools given their limits. docker/ runs it as the one-off `migrate` service."""
+    from ingest_platform import settings
+    from ingest_platform.resources.warehouse import create_engine
+    from ingest_platform.warehouse.migrate import current_revisions, upgrade
+
+    with dg.DagsterInstance.get() as instance:
+        instance.upgrade()
+        prepare_pools(instance)
+    engine = create_engine(settings.database_url())
+    try:
+        upgrade(engine)
+        print(f"warehouse at {', '.join(current_revisions(engine))}; pools: {', '.join(sorted(pools_of(defs)))}")
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    deploy()

@@ -78,6 +78,7 @@ def specs(definitions: dg.Definitions) -> dict[str, Any]:
             "assets": key_names(layer.executable_asset_keys) if layer else [],
             "checks": check_names(layer.asset_graph.asset_check_keys) if layer else [],
             "tags": dict(sorted(job.tags.items())),
+            "pools": sorted({op.pool for op in job.graph.iterate_op_defs() if op.pool}),
             "partitions": partitions_spec(job.partitions_def),
         }
     schedules = {

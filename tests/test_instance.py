@@ -3,27 +3,26 @@
 import yaml
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
-from ingest_platform.tags import BROWSER_RUN_TAGS, BROWSER_TAG_KEY, BROWSER_TAG_VALUE
 from tests.support.dagster_queue import PROJECT_DAGSTER_YAML, project_instance_config, project_run_queue
 
 
-def test_without_the_concurrency_block_both_browser_runs_start() -> None:
+def test_without_the_pools_block_both_browser_runs_start() -> None:
     """Proves tests/ingest_platform/test_browser_queue.py measures dagster.yaml, not a default of Dagster's."""
     config = project_instance_config()
-    del config["concurrency"]
+    del config["concurrency"]["pools"]
     with project_run_queue(config) as queue:
         runs = [queue.submit("bigtop_probe") for _ in range(2)]
-        assert all(BROWSER_RUN_TAGS.items() <= queue.tags(run).items() for run in runs)
         queue.tick()
         assert [queue.status(run) for run in runs] == [DagsterRunStatus.STARTING, DagsterRunStatus.STARTING]
 
 
-def test_dagster_yaml_limits_the_project_browser_tag_and_monitors_runs() -> None:
+def test_dagster_yaml_gives_pools_one_slot_monitors_runs_and_retries_only_runs_that_died() -> None:
     config = yaml.safe_load(PROJECT_DAGSTER_YAML.read_text())
-    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert {"key": BROWSER_TAG_KEY, "value": BROWSER_TAG_VALUE, "limit": 1} in limits
+    assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+    assert "tag_concurrency_limits" not in config["concurrency"]["runs"], "the browser pool replaced the run tag"
     assert config["run_monitoring"]["enabled"] is True, "dagster/max_runtime needs run monitoring"
     assert config["run_retries"]["enabled"] is True
+    assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
     assert config["telemetry"]["enabled"] is False
     assert "QueuedRunCoordinator" in config["run_coordinator"]["class"]
 

@@ -63,7 +63,7 @@ def test_image_instance_config_is_valid_dagster_config(tmp_path, monkeypatch) ->
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
     assert config["run_launcher"]["class"] == "DockerRunLauncher"
-    assert config["concurrency"]["runs"]["tag_concurrency_limits"][0]["limit"] == 1
+    assert config["concurrency"]["pools"]["default_limit"] == 1
 
 
 def test_services_share_one_network_and_the_data_volume() -> None:
