@@ -24,14 +24,16 @@ def test_two_instances_log_landed_and_rejected_requests_with_ids_and_keep_separa
 ) -> None:
     env = {"BIGTOP_INGEST_TOKEN": BIGTOP_TOKEN, "LANDING_DIR": str(tmp_path / "landing")}
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    with gunicorn("webhook_app:create_app()", env=env, workers=1, log_path=logs[0]) as first:
-        with gunicorn("webhook_app:create_app()", env=env, workers=1, log_path=logs[1]) as second:
-            landed = [
-                httpx.post(base + URL, json=batch(run_id=f"run-{n}"), headers=AUTH, timeout=10)
-                for n, base in enumerate((first, second))
-            ]
-            rejected = httpx.post(first + URL, json=batch(), headers={"Authorization": "Bearer wrong"}, timeout=10)
-            sockets = [CONTROL_SOCKET_LINE.search(log.read_text()) for log in logs]
+    with (
+        gunicorn("webhook_app:create_app()", env=env, workers=1, log_path=logs[0]) as first,
+        gunicorn("webhook_app:create_app()", env=env, workers=1, log_path=logs[1]) as second,
+    ):
+        landed = [
+            httpx.post(base + URL, json=batch(run_id=f"run-{n}"), headers=AUTH, timeout=10)
+            for n, base in enumerate((first, second))
+        ]
+        rejected = httpx.post(first + URL, json=batch(), headers={"Authorization": "Bearer wrong"}, timeout=10)
+        sockets = [CONTROL_SOCKET_LINE.search(log.read_text()) for log in logs]
 
     assert [response.status_code for response in landed] == [202, 202]
     assert rejected.status_code == 401
