@@ -56,7 +56,7 @@ defs = dg.Definitions(
         "bigtop_ingest": BigTopIngestResource(
             api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
         ),
-        "elasticsearch": ElasticsearchResource.from_env(),
+        "elasticsearch": ElasticsearchResource(url=dg.EnvVar("ELASTICSEARCH_URL")),
         "vivenu": VivenuResource(),
     },
 )
