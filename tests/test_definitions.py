@@ -142,3 +142,18 @@ def test_the_docker_locations_split_defs_without_overlap_and_the_browser_side_is
     assert set(browser["jobs"]) == needs_browser - {IMPLICIT_ASSET_JOB}
     assert set(browser["assets"]) == {"bigtop/raw/collected_events"}
     assert all(schedule["job"] in needs_browser for schedule in browser["schedules"].values())
+
+
+def test_loading_the_definitions_warns_nothing() -> None:
+    """Every code server start, UI reload and CLI call loads them: a warning there is noise a user learns to ignore."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-W", "always", "-c", "import ingest_platform.locations"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stderr == ""
