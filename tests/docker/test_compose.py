@@ -80,3 +80,10 @@ def test_webhook_service_uses_the_gunicorn_config() -> None:
     command = SERVICES["webhook"]["command"]
     assert command[command.index("--config") + 1] == "webhook_app/gunicorn.conf.py"
     assert (REPO / "webhook_app" / "gunicorn.conf.py").exists()
+
+
+def test_the_migrate_service_runs_the_deploy_step_before_any_dagster_service() -> None:
+    assert SERVICES["migrate"]["command"] == ["python", "-m", "ingest_platform.locations"]
+    assert SERVICES["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    for name in ("core_code", "browser_code", "webserver", "daemon"):
+        assert SERVICES[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name

@@ -206,3 +206,14 @@ def test_scaled_out_runs_only_check_the_schema_and_the_bridge_refuses_to_run() -
         environment = SERVICES[service]["environment"]
         assert environment["WAREHOUSE_MIGRATIONS"] == "check", service
         assert environment["ENV"].startswith("${ENV:-production}"), service
+
+
+def test_the_webhook_service_gets_none_of_dagsters_secrets() -> None:
+    secrets = {
+        "DATABASE_URL",
+        "DAGSTER_POSTGRES_PASSWORD",
+        "PROD_API",
+        "ELASTICSEARCH_API_KEY",
+        "RTARF_NOTIFY_WEBHOOK_SECRET",
+    }
+    assert set(SERVICES["webhook"]["environment"]) & secrets == set()
