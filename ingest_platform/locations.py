@@ -33,6 +33,12 @@ def _split(definitions: dg.Definitions) -> tuple[dg.Definitions, dg.Definitions]
     def drives_browser_asset(asset: object) -> bool:
         return isinstance(asset, dg.AssetsDefinition) and BROWSER_RESOURCE_KEY in asset.required_resource_keys
 
+    browser_assets = {key for asset in definitions.assets or () if drives_browser_asset(asset) for key in asset.keys}
+
+    def checks_browser_asset(checks: dg.AssetChecksDefinition) -> bool:
+        # A check lives with the asset it checks.
+        return {key.asset_key for key in checks.check_keys} <= browser_assets
+
     def drives_browser(definition: dg.ScheduleDefinition | dg.SensorDefinition) -> bool:
         targets = _target_job_names(definition)
         return bool(targets) and targets <= browser_jobs
@@ -43,7 +49,7 @@ def _split(definitions: dg.Definitions) -> tuple[dg.Definitions, dg.Definitions]
     def location(browser: bool) -> dg.Definitions:
         return dg.Definitions(
             assets=parts(definitions.assets, browser, drives_browser_asset),
-            asset_checks=[] if browser else list(definitions.asset_checks or ()),
+            asset_checks=parts(definitions.asset_checks, browser, checks_browser_asset),
             jobs=parts(definitions.jobs, browser, lambda job: job.name in browser_jobs),
             schedules=parts(definitions.schedules, browser, drives_browser),
             sensors=parts(definitions.sensors, browser, drives_browser),
