@@ -50,3 +50,25 @@ def test_dagster_postgres_variables_switch_instance_storage_to_postgresql(
         run = instance.create_run_for_job(dg.GraphDefinition(name="noop").to_job())
         assert instance.get_run_by_id(run.run_id) is not None
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+
+
+def test_a_run_whose_step_fails_is_not_retried_and_a_run_that_died_is() -> None:
+    """A step failure is bad configuration or data (a second try fails the same way); a dead run worker is not."""
+    import dagster as dg
+    from dagster._core.events import RunFailureReason
+    from dagster._daemon.auto_run_reexecution.auto_run_reexecution import auto_reexecution_should_retry_run
+
+    @dg.op
+    def misconfigured() -> None:
+        raise dg.Failure("ELASTICSEARCH_URL is not set")
+
+    @dg.job
+    def needs_settings() -> None:
+        misconfigured()
+
+    with dg.instance_for_test(overrides=project_instance_config()) as instance:
+        result = needs_settings.execute_in_process(instance=instance, raise_on_error=False)
+        run = instance.get_run_by_id(result.run_id)
+        assert run.status == DagsterRunStatus.FAILURE
+        assert run.tags.get("dagster/will_retry") == "false"
+        assert auto_reexecution_should_retry_run(instance, run, RunFailureReason.UNEXPECTED_TERMINATION)
