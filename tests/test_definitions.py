@@ -157,3 +157,48 @@ def test_loading_the_definitions_warns_nothing() -> None:
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stderr == ""
+
+
+# Read while the definitions load, because they are part of a definition: the RTARF schedule's cron and default
+# status. Everything a run needs is read when the run starts (resource and config fields).
+READ_AT_IMPORT = {"RTARF_SYNC_ENABLED", "RTARF_SYNC_INTERVAL_SECONDS"}
+RECORD_ENVIRONMENT_READS = """
+import os, sys
+package = os.path.join(os.getcwd(), "ingest_platform") + os.sep
+plumbing = os.path.join(os.path.dirname(os.__file__), "_collections_abc.py")
+read = set()
+
+class Recording(type(os.environ)):
+    def __getitem__(self, key):
+        frame = sys._getframe(1)
+        while frame is not None and (frame.f_code.co_filename == plumbing or frame.f_code.co_filename.startswith("<")):
+            frame = frame.f_back
+        if frame is not None and frame.f_code.co_filename.startswith(package):
+            read.add(key)
+        return super().__getitem__(key)
+
+os.environ.__class__ = Recording
+import ingest_platform.locations
+print(" ".join(sorted(read)))
+"""
+
+
+def test_loading_the_definitions_reads_no_setting_a_run_needs() -> None:
+    import subprocess
+    import sys
+
+    from tests.docker.test_environment import DAGSTER_NAMES
+
+    # Every setting set, so a read of any of them (an `if os.environ.get(...)` included) is seen.
+    env = {**os.environ, **dict.fromkeys(DAGSTER_NAMES, "x"), "RTARF_SYNC_ENABLED": "true"}
+    env["RTARF_SYNC_INTERVAL_SECONDS"] = "300"
+    loaded = subprocess.run(
+        [sys.executable, "-c", RECORD_ENVIRONMENT_READS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert set(loaded.stdout.split()) == READ_AT_IMPORT
