@@ -1,7 +1,7 @@
-"""The only place the platform's Dagster definitions are assembled.
+"""The only place the platform's Dagster definitions are assembled: one `defs` (`workspace.yaml`, `dg`).
 
-`defs` is everything, for one machine (`workspace.yaml`). docker/ serves the same definitions as two code locations:
-`core_defs` on the slim image and `browser_defs` (what drives Chromium) on the browser image, seed 001's split.
+docker/ serves the same definitions as two code locations, split by `ingest_platform.locations`: add a definition
+here and it lands in the right one.
 """
 
 import dagster as dg
@@ -23,22 +23,10 @@ from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from ingest_platform.sensors.vivenu import vivenu_event_list_sensor
 
-# One instance of each resource, shared by both locations (Definitions.merge accepts only identical resources).
-resources = {
-    "warehouse": WarehouseResource(),
-    "landing": LandingZoneResource(),
-    "browser": BrowserResource(),
-    "bigtop_ingest": BigTopIngestResource(
-        api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
-    ),
-    "elasticsearch": ElasticsearchResource.from_env(),
-    "vivenu": VivenuResource(),
-    "app_rollup": AppRollupResource(),
-}
-
-core_defs = dg.Definitions(
+defs = dg.Definitions(
     assets=[
         bigtop.bigtop_pushed_events,
+        bigtop.bigtop_collected_events,
         *app.APP_LANDING_ASSETS.values(),
         app.app_search_rules_index,
         *app.APP_ROLLUP_ASSETS,
@@ -49,7 +37,9 @@ core_defs = dg.Definitions(
     asset_checks=[bigtop.bigtop_pushed_events_landing_check, *app.APP_ASSET_CHECKS, *app.APP_ROLLUP_CHECKS],
     jobs=[
         bigtop.bigtop_push_load_job,
+        bigtop.bigtop_collect_job,
         bigtop_push_to_production_job,
+        bigtop_probe,
         *app.app_load_jobs.values(),
         app.app_search_index_job,
         app.app_rollup_job,
@@ -57,7 +47,7 @@ core_defs = dg.Definitions(
         vivenu.vivenu_sync_job,
         vivenu.vivenu_pull_job,
     ],
-    schedules=[build_rtarf_sync_schedule(), app_rollup_schedule],
+    schedules=[bigtop_collect_schedule, build_rtarf_sync_schedule(), app_rollup_schedule],
     sensors=[
         bigtop_landing_sensor,
         *app_landing_sensors,
@@ -67,14 +57,15 @@ core_defs = dg.Definitions(
         rtarf_run_failure_sensor,
         vivenu_event_list_sensor,
     ],
-    resources=resources,
+    resources={
+        "warehouse": WarehouseResource(),
+        "landing": LandingZoneResource(),
+        "browser": BrowserResource(),
+        "bigtop_ingest": BigTopIngestResource(
+            api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
+        ),
+        "elasticsearch": ElasticsearchResource(url=dg.EnvVar("ELASTICSEARCH_URL")),
+        "vivenu": VivenuResource(),
+        "app_rollup": AppRollupResource(),
+    },
 )
-
-browser_defs = dg.Definitions(
-    assets=[bigtop.bigtop_collected_events],
-    jobs=[bigtop.bigtop_collect_job, bigtop_probe],
-    schedules=[bigtop_collect_schedule],
-    resources=resources,
-)
-
-defs = dg.Definitions.merge(core_defs, browser_defs)

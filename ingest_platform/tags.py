@@ -1,7 +1,7 @@
-"""Run tags the Dagster instance acts on (see dagster.yaml)."""
+"""Names the Dagster instance acts on (see dagster.yaml)."""
 
-BROWSER_TAG_KEY = "ingest_platform/browser"
-BROWSER_TAG_VALUE = "playwright"
-
-# Every run that drives Chromium carries this tag; dagster.yaml allows one such run at a time.
-BROWSER_RUN_TAGS = {BROWSER_TAG_KEY: BROWSER_TAG_VALUE}
+# Every asset and op that drives Chromium runs in this Dagster concurrency pool. dagster.yaml gives a pool one slot
+# (`concurrency: pools: default_limit: 1`), so one browser runs at a time on the instance: across code locations,
+# for runs the daemon launches (a run whose browser step cannot get the slot stays queued) and for the CLI's
+# in-process runs (their step waits for the slot).
+BROWSER_POOL = "browser"

@@ -3,27 +3,26 @@
 import yaml
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
-from ingest_platform.tags import BROWSER_RUN_TAGS, BROWSER_TAG_KEY, BROWSER_TAG_VALUE
 from tests.support.dagster_queue import PROJECT_DAGSTER_YAML, project_instance_config, project_run_queue
 
 
-def test_without_the_concurrency_block_both_browser_runs_start() -> None:
+def test_without_the_pools_block_both_browser_runs_start() -> None:
     """Proves tests/ingest_platform/test_browser_queue.py measures dagster.yaml, not a default of Dagster's."""
     config = project_instance_config()
-    del config["concurrency"]
+    del config["concurrency"]["pools"]
     with project_run_queue(config) as queue:
         runs = [queue.submit("bigtop_probe") for _ in range(2)]
-        assert all(BROWSER_RUN_TAGS.items() <= queue.tags(run).items() for run in runs)
         queue.tick()
         assert [queue.status(run) for run in runs] == [DagsterRunStatus.STARTING, DagsterRunStatus.STARTING]
 
 
-def test_dagster_yaml_limits_the_project_browser_tag_and_monitors_runs() -> None:
+def test_dagster_yaml_gives_pools_one_slot_monitors_runs_and_retries_only_runs_that_died() -> None:
     config = yaml.safe_load(PROJECT_DAGSTER_YAML.read_text())
-    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
-    assert {"key": BROWSER_TAG_KEY, "value": BROWSER_TAG_VALUE, "limit": 1} in limits
+    assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+    assert "tag_concurrency_limits" not in config["concurrency"]["runs"], "the browser pool replaced the run tag"
     assert config["run_monitoring"]["enabled"] is True, "dagster/max_runtime needs run monitoring"
     assert config["run_retries"]["enabled"] is True
+    assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
     assert config["telemetry"]["enabled"] is False
     assert "QueuedRunCoordinator" in config["run_coordinator"]["class"]
 
@@ -51,3 +50,25 @@ def test_dagster_postgres_variables_switch_instance_storage_to_postgresql(
         run = instance.create_run_for_job(dg.GraphDefinition(name="noop").to_job())
         assert instance.get_run_by_id(run.run_id) is not None
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+
+
+def test_a_run_whose_step_fails_is_not_retried_and_a_run_that_died_is() -> None:
+    """A step failure is bad configuration or data (a second try fails the same way); a dead run worker is not."""
+    import dagster as dg
+    from dagster._core.events import RunFailureReason
+    from dagster._daemon.auto_run_reexecution.auto_run_reexecution import auto_reexecution_should_retry_run
+
+    @dg.op
+    def misconfigured() -> None:
+        raise dg.Failure("ELASTICSEARCH_URL is not set")
+
+    @dg.job
+    def needs_settings() -> None:
+        misconfigured()
+
+    with dg.instance_for_test(overrides=project_instance_config()) as instance:
+        result = needs_settings.execute_in_process(instance=instance, raise_on_error=False)
+        run = instance.get_run_by_id(result.run_id)
+        assert run.status == DagsterRunStatus.FAILURE
+        assert run.tags.get("dagster/will_retry") == "false"
+        assert auto_reexecution_should_retry_run(instance, run, RunFailureReason.UNEXPECTED_TERMINATION)

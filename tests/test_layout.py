@@ -15,6 +15,8 @@ ROOT_MODULES = {
     "http_retry",
     "landing",
     "loading",
+    # docker/'s two code locations (core, browser) cut from the one `defs`; they span every source.
+    "locations",
     "partitions",
     "settings",
     "tags",

@@ -1,7 +1,6 @@
 """Big Top's production intake (seed 000): the local runner pushes batches of up to 500 events."""
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal, NotRequired
 
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, with_confi
 from typing_extensions import TypedDict
 
 from ingest_limits import BIGTOP_EXTERNAL_ID_CHARS
+from webhook_app import audit
 from webhook_app.auth import require_bearer
 from webhook_app.errors import ApiError
 from webhook_app.landing import RawJson
@@ -87,13 +87,13 @@ def push_events():
     received_at = datetime.now(UTC)
     body = json_request_bytes()
     run_id, accepted = _validate(body)
-    request_id = uuid.uuid4().hex
+    request_id = audit.request_id()
     # The client's own bytes, once they validate: no re-serialisation, and the raw layer keeps exactly what was sent.
     # The loader applies the model's normalisation (stripped ids and titles, source_id's default) when it reads them.
     current_app.extensions["landing"].land(
         stream=STREAM, request_id=request_id, received_at=received_at, payload=RawJson(body)
     )
-    log.info("landed bigtop batch run_id=%s events=%d request_id=%s", run_id, accepted, request_id)
+    log.info("landed bigtop batch run_id=%s events=%d", run_id, accepted)
     return jsonify({"accepted": accepted, "request_id": request_id}), 202
 
 

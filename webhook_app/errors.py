@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -45,9 +45,15 @@ def validation_fields(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def _log_rejected(status: int, code: str) -> None:
+    # The route and the error code only: never the body, a header or the client's address.
+    log.info("rejected %s %s: %d %s", request.method, request.url_rule or "(no route)", status, code)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:
+        _log_rejected(error.status, error.error)
         return error_response(error.status, error.error, error.detail, error.fields, error.headers)
 
     @app.errorhandler(HTTPException)
@@ -55,6 +61,7 @@ def register_error_handlers(app: Flask) -> None:
         code = (error.name or "error").lower().replace(" ", "_")
         headers = dict(error.get_headers())
         headers.pop("Content-Type", None)
+        _log_rejected(error.code or 500, code)
         return error_response(error.code or 500, code, error.description or error.name, headers=headers)
 
     @app.errorhandler(LandingUnavailable)

@@ -5,9 +5,13 @@ Threads let a worker parse the next request while another waits on fsync, which 
 
 import gc
 import json
+import logging
 import os
+import re
+import tempfile
 
 import gunicorn.util
+from gunicorn.glogging import CONFIG_DEFAULTS
 
 bind = os.environ.get("WEBHOOK_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("WEBHOOK_WORKERS", "2"))
@@ -17,6 +21,70 @@ threads = int(os.environ.get("WEBHOOK_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 accesslog = "-"
+
+
+def per_instance_control_socket(binds: list[str]) -> str:
+    """gunicorn's default control socket is one per user ($HOME/.gunicorn/gunicorn.ctl): a second instance on the
+    host takes it over. One per bind address instead, which two instances on a host cannot share; short, as a Unix
+    socket path holds at most 107 bytes."""
+    name = "gunicorn-" + re.sub(r"[^A-Za-z0-9.]+", "_", "-".join(binds)) + ".ctl"
+    return os.path.join(tempfile.gettempdir(), f"ingest-webhook-{os.getuid()}", name)
+
+
+def on_starting(server) -> None:
+    # The bind is final here (--bind on the command line included); an explicit --control-socket is kept.
+    if server.cfg.control_socket == server.cfg.settings["control_socket"].default:
+        server.cfg.set("control_socket", per_instance_control_socket(server.cfg.bind))
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the request id (the one the response and the landed file carry) on each record logged in a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from flask import has_request_context
+
+        if has_request_context():
+            from webhook_app.audit import request_id
+
+            record.request_id = request_id()
+        else:
+            record.request_id = "-"
+        return True
+
+
+# The app's own lines (landed, rejected, errors) at INFO, one line per event with its request id, next to
+# gunicorn's own. No line carries the client's IP: the app logs none, and the access log is configured by its own
+# settings. gunicorn applies this over its defaults key by key, so the defaults' loggers and handlers are kept here.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "WARNING", "handlers": ["error_console"]},
+    "filters": {"request_id": {"()": RequestIdFilter}},
+    "formatters": {
+        **CONFIG_DEFAULTS["formatters"],
+        "app": {
+            "format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s request_id=%(request_id)s %(message)s",
+            "datefmt": "[%Y-%m-%d %H:%M:%S %z]",
+        },
+        # An access line is exactly `access_log_format`, as without a logging config.
+        "access": {"format": "%(message)s"},
+    },
+    "handlers": {
+        **CONFIG_DEFAULTS["handlers"],
+        "app": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "app",
+            "filters": ["request_id"],
+        },
+        "access_console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "access"},
+    },
+    "loggers": {
+        **{name: {**logger, "propagate": False} for name, logger in CONFIG_DEFAULTS["loggers"].items()},
+        "gunicorn.access": {"level": "INFO", "handlers": ["access_console"], "propagate": False},
+        "webhook_app": {"level": "INFO", "handlers": ["app"], "propagate": False},
+    },
+}
 
 
 def post_worker_init(worker) -> None:

@@ -26,7 +26,7 @@ from ingest_platform.partitions import landed_daily
 from ingest_platform.resources.browser import BrowserError, BrowserResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.tags import BROWSER_RUN_TAGS, BROWSER_TAG_KEY, BROWSER_TAG_VALUE
+from ingest_platform.tags import BROWSER_POOL
 
 # The tables (and SQLAlchemy with them) are imported on first use: loading the code location must stay cheap.
 
@@ -143,12 +143,13 @@ class BigTopCollectConfig(dg.Config):
     group_name="bigtop",
     partitions_def=bigtop_event_days,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=BROWSER_POOL,
     kinds={"playwright", "sql"},
     description="Events read from the venue's site with Chromium (page → GraphQL → .ics), upserted into `events` "
     "by (source_id, external_id); after a complete collection, source-5 events in the window the venue no longer "
     "lists get `cancelled_at` (a soft delete; listed again, it is cleared). Partitioned by the event's start day "
-    "in America/New_York; a backfill range is one "
-    "run and one browser session. Runs through bigtop_collect_job, on the one-browser queue.",
+    "in America/New_York; a backfill range is one run and one browser session. One browser at a time (the "
+    "`browser` pool): materialize or backfill it from here or through bigtop_collect_job.",
 )
 def bigtop_collected_events(
     context: dg.AssetExecutionContext,
@@ -156,12 +157,6 @@ def bigtop_collected_events(
     browser: BrowserResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    if context.run.tags.get(BROWSER_TAG_KEY) != BROWSER_TAG_VALUE:
-        # Without the tag the instance would not queue this run behind another browser run.
-        raise dg.Failure(
-            description=f"this asset drives Chromium and must run with the run tag {BROWSER_TAG_KEY}="
-            f"{BROWSER_TAG_VALUE}: launch it through bigtop_collect_job"
-        )
     window = context.partition_time_window
     options = config.options(window_start=window.start, window_end=window.end)
     try:
@@ -199,6 +194,6 @@ def bigtop_collected_events(
 bigtop_collect_job = dg.define_asset_job(
     "bigtop_collect_job",
     selection=[bigtop_collected_events],
-    tags={**BROWSER_RUN_TAGS, "dagster/max_runtime": str(COLLECT_MAX_RUNTIME_S)},
-    description="Collects Big Top's events with Chromium; one browser run at a time (browser tag).",
+    tags={"dagster/max_runtime": str(COLLECT_MAX_RUNTIME_S)},
+    description="Collects Big Top's events with Chromium; one browser at a time (the `browser` pool).",
 )

@@ -34,7 +34,7 @@ from ingest_platform.bigtop.push import (
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserError, BrowserResource
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.tags import BROWSER_RUN_TAGS
+from ingest_platform.tags import BROWSER_POOL
 
 
 class BigTopPushConfig(dg.Config):
@@ -111,12 +111,6 @@ COLLECTOR_KEY = dg.AssetKey(["bigtop", "raw", "collected_events"])
 BROWSER_RESOURCE_KEY = "browser"
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
-BUSY_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 
 
 @contextmanager
@@ -144,6 +138,8 @@ def collect(
 ) -> Collection:
     """Materialize the collector asset once through its job; raise BridgeError when it is missing, busy or fails.
 
+    The run's step takes the instance's `browser` pool slot like any launched run, so two collections never
+    drive Chromium at once; a slot already held fails fast here rather than waiting behind a long run.
     `browser` overrides fields of the definitions' BrowserResource for this run (run config, shown in the UI).
     """
     assets_def = _collector_asset(defs)
@@ -155,7 +151,7 @@ def collect(
     result = defs.resolve_job_def(bigtop_collect_job.name).execute_in_process(
         run_config=run_config,
         instance=instance,
-        tags={**BROWSER_RUN_TAGS, PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last},
+        tags={**bigtop_collect_job.tags, PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: last},
         raise_on_error=False,
     )
     if not result.success:
@@ -216,12 +212,15 @@ def _collector_asset(defs: dg.Definitions) -> dg.AssetsDefinition:
 
 
 def _refuse_if_browser_busy(instance: dg.DagsterInstance) -> None:
-    # The instance's tag limit only governs runs it launches; an in-process run must check for itself.
-    busy = instance.get_run_records(filters=dg.RunsFilter(statuses=BUSY_STATUSES, tags=BROWSER_RUN_TAGS), limit=1)
-    if busy:
+    # Only a fast refusal: the pool itself keeps two in-process runs that both pass this check apart.
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    holders = sorted(storage.get_concurrency_info(BROWSER_POOL).active_run_ids)
+    if holders:
         raise BridgeError(
-            f"browser run {busy[0].dagster_run.run_id} is {busy[0].dagster_run.status.value.lower()}: one browser "
-            "at a time; try again when it has finished"
+            f"browser run {holders[0]} holds the {BROWSER_POOL!r} pool: one browser at a time; "
+            "try again when it has finished"
         )
 
 
@@ -252,7 +251,10 @@ class ProbeConfig(dg.Config):
     settle_s: float = Field(default=3.0, ge=0, description="Wait after DOM ready, as the seed's 3 s.")
 
 
-@dg.op(description="Runs the probe's attempts and judges them; fails the run unless the verdict is PASS.")
+@dg.op(
+    pool=BROWSER_POOL,
+    description="Runs the probe's attempts and judges them; fails the run unless the verdict is PASS.",
+)
 def bigtop_probe_attempts(context: dg.OpExecutionContext, config: ProbeConfig, browser: BrowserResource) -> str:
     options = CollectOptions(
         base_url=config.base_url,
@@ -290,7 +292,7 @@ def bigtop_probe_attempts(context: dg.OpExecutionContext, config: ProbeConfig, b
 
 @dg.job(
     name="bigtop_probe",
-    tags={**BROWSER_RUN_TAGS, "dagster/max_runtime": str(PROBE_MAX_RUNTIME_S)},
+    tags={"dagster/max_runtime": str(PROBE_MAX_RUNTIME_S)},
     description="Seed 001's Playwright probe: N browser attempts at the venue page and GraphQL; writes no events.",
 )
 def bigtop_probe() -> None:

@@ -289,7 +289,7 @@ class BrowserSession:
 class BrowserResource(dg.ConfigurableResource):
     """Headless Chromium for the sources that need a real browser (Big Top, behind Cloudflare).
 
-    Runs that use it must carry `ingest_platform.tags.BROWSER_RUN_TAGS` so the instance runs one at a time.
+    Assets and ops that use it must run in the `ingest_platform.tags.BROWSER_POOL` pool, so one runs at a time.
     """
 
     executable_path: str = Field(default=DEBIAN_CHROMIUM, description="The Chromium binary (Debian's by default).")

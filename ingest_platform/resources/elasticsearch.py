@@ -65,8 +65,11 @@ class ElasticsearchResource(dg.ConfigurableResource):
     """An Elasticsearch cluster read with the official client.
 
     Authenticate with an API key, or with a user name and password (basic auth); neither means no authentication
-    (a cluster without security). Transient failures (connection errors, timeouts, 429 and 5xx answers) are retried
-    with exponential backoff and jitter by this resource, not by the client (which retries at once by default).
+    (a cluster without security). A credential left unset here is read from its ELASTICSEARCH_* variable when the
+    client is made (when the run uses it), never when the definitions load: a cluster uses one kind or the other, and
+    an unset `dg.EnvVar` would be an error. Transient failures (connection errors, timeouts, 429 and 5xx answers)
+    are retried with exponential backoff and jitter by this resource, not by the client (which retries at once by
+    default).
     """
 
     url: str = Field(description="Cluster URL, e.g. https://es.internal:9200 (ELASTICSEARCH_URL).")
@@ -83,31 +86,26 @@ class ElasticsearchResource(dg.ConfigurableResource):
     verify_certs: bool = Field(default=True, description="Verify the cluster's TLS certificate.")
     ca_certs: str | None = Field(default=None, description="CA bundle path for a private certificate authority.")
 
-    @classmethod
-    def from_env(cls, **overrides: Any) -> ElasticsearchResource:
-        """The resource wired to the ELASTICSEARCH_* variables; Dagster resolves their values when a run starts.
-
-        Only the credentials that are set are wired: an unset `dg.EnvVar` is an error, and a cluster may use
-        either an API key or basic auth.
-        """
-        credentials = {
-            field: dg.EnvVar(name)
-            for field, name in (("api_key", API_KEY_ENV), ("username", USERNAME_ENV), ("password", PASSWORD_ENV))
-            if os.environ.get(name)
-        }
-        return cls(url=dg.EnvVar(URL_ENV), **credentials, **overrides)
+    def credentials(self) -> tuple[str | None, str | None, str | None]:
+        """(api_key, username, password): each field, else its variable read now."""
+        return (
+            self.api_key or os.environ.get(API_KEY_ENV) or None,
+            self.username or os.environ.get(USERNAME_ENV) or None,
+            self.password or os.environ.get(PASSWORD_ENV) or None,
+        )
 
     def client(self) -> Elasticsearch:
         from elasticsearch import Elasticsearch
 
-        if self.api_key and self.username:
+        api_key, username, password = self.credentials()
+        if api_key and username:
             raise dg.Failure(f"Set either {API_KEY_ENV} or {USERNAME_ENV}/{PASSWORD_ENV}, not both.")
-        if bool(self.username) != bool(self.password):
+        if bool(username) != bool(password):
             raise dg.Failure(f"Basic auth needs both {USERNAME_ENV} and {PASSWORD_ENV}.")
         return Elasticsearch(
             self.url,
-            api_key=self.api_key or None,
-            basic_auth=(self.username, self.password) if self.username and self.password else None,
+            api_key=api_key,
+            basic_auth=(username, password) if username and password else None,
             request_timeout=self.request_timeout_seconds,
             # Retries live in `call_with_retries`: it backs off (the client retries at once by default) and counts
             # the retries for the run's metadata.

@@ -1,5 +1,6 @@
 """The warehouse as a Dagster resource: a SQLAlchemy engine on PostgreSQL or on the embedded SQLite file."""
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,15 +21,23 @@ _engines: dict[str, "sa.Engine"] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(url: str) -> "sa.Engine":
-    """One engine per URL per process, migrated to the latest schema before its first use."""
-    from ingest_platform.warehouse.migrate import upgrade
+MIGRATIONS_ENV = "WAREHOUSE_MIGRATIONS"
+APPLY, CHECK = "apply", "check"
+
+
+def engine_for(url: str, *, migrations: str = APPLY) -> "sa.Engine":
+    """One engine per URL per process; before its first use the schema is migrated to head (`apply`) or checked to
+    be there (`check`: a deploy step migrates, runs only verify)."""
+    from ingest_platform.warehouse.migrate import check_at_head, upgrade
 
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
             engine = create_engine(url)
-            upgrade(engine)
+            if migrations == CHECK:
+                check_at_head(engine)
+            else:
+                upgrade(engine)
             _engines[url] = engine
         return engine
 
@@ -71,6 +80,11 @@ class WarehouseResource(dg.ConfigurableResource):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; defaults to DATABASE_URL, else the embedded SQLite file."
     )
+    migrations: str | None = Field(
+        default=None,
+        description="`apply`: migrate the schema on first use (one machine); `check`: only verify it is at head, "
+        "the deploy step migrates (docker/). Unset: WAREHOUSE_MIGRATIONS, else apply.",
+    )
 
     @property
     def url(self) -> str:
@@ -79,8 +93,15 @@ class WarehouseResource(dg.ConfigurableResource):
         return settings.database_url()
 
     @property
+    def migration_mode(self) -> str:
+        mode = self.migrations or os.environ.get(MIGRATIONS_ENV) or APPLY
+        if mode not in (APPLY, CHECK):
+            raise ValueError(f"{MIGRATIONS_ENV}={mode!r}: expected {APPLY!r} or {CHECK!r}")
+        return mode
+
+    @property
     def engine(self) -> "sa.Engine":
-        return engine_for(self.url)
+        return engine_for(self.url, migrations=self.migration_mode)
 
     @property
     def backend(self) -> str:

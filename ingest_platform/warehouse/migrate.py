@@ -45,6 +45,25 @@ def current_revisions(engine: sa.Engine) -> tuple[str, ...]:
         return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
+def head_revisions() -> tuple[str, ...]:
+    from alembic.script import ScriptDirectory
+
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
+
+
+class SchemaNotAtHeadError(RuntimeError):
+    """The warehouse is behind (or ahead of) this code's migrations and this process may not migrate it."""
+
+
+def check_at_head(engine: sa.Engine) -> None:
+    current, heads = current_revisions(engine), head_revisions()
+    if current != heads:
+        raise SchemaNotAtHeadError(
+            f"the warehouse schema is at {', '.join(current) or 'no revision'}, this code needs {', '.join(heads)}: "
+            "run the deploy step (python -m ingest_platform.locations, or ingest-platform db upgrade) first"
+        )
+
+
 @contextmanager
 def _exclusive(engine: sa.Engine) -> Iterator[None]:
     if engine.dialect.name == "postgresql":

@@ -63,7 +63,7 @@ def test_image_instance_config_is_valid_dagster_config(tmp_path, monkeypatch) ->
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
     assert config["run_launcher"]["class"] == "DockerRunLauncher"
-    assert config["concurrency"]["runs"]["tag_concurrency_limits"][0]["limit"] == 1
+    assert config["concurrency"]["pools"]["default_limit"] == 1
 
 
 def test_services_share_one_network_and_the_data_volume() -> None:
@@ -89,3 +89,10 @@ def test_images_copy_every_package_the_project_installs(dockerfile: str) -> None
     include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     copied = {line.split()[0] for line in re.findall(r"^COPY (.+)$", (DOCKER / dockerfile).read_text(), re.MULTILINE)}
     assert {pattern.removesuffix("*") for pattern in include} <= copied
+
+
+def test_the_migrate_service_runs_the_deploy_step_before_any_dagster_service() -> None:
+    assert SERVICES["migrate"]["command"] == ["python", "-m", "ingest_platform.locations"]
+    assert SERVICES["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    for name in ("core_code", "browser_code", "webserver", "daemon"):
+        assert SERVICES[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name

@@ -20,9 +20,12 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster_graphql.client.query import LAUNCH_PIPELINE_EXECUTION_MUTATION
-from dagster_graphql.test.utils import execute_dagster_graphql, infer_job_selector
+from dagster_graphql.test.utils import execute_dagster_graphql
+
+from ingest_platform.locations import prepare_pools
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 
 
 class RunQueue:
@@ -33,14 +36,38 @@ class RunQueue:
     def submit(self, job_name: str, tags: dict[str, str] | None = None) -> str:
         """Launch as the UI does (GraphQL), so the job's own tags are merged in; with the queued coordinator
         the run is QUEUED."""
+        return self._launch(job_name, tags)
+
+    def submit_asset(self, asset_key: str, tags: dict[str, str] | None = None) -> str:
+        """Materialize one asset as its asset page does: the implicit asset job with that asset selected."""
+        return self._launch(IMPLICIT_ASSET_JOB, tags, asset_selection=[{"path": asset_key.split("/")}])
+
+    def _launch(self, job_name: str, tags: dict[str, str] | None, asset_selection: list | None = None) -> str:
         context = self.workspace.create_request_context()
-        params: dict[str, Any] = {"selector": infer_job_selector(context, job_name)}
+        location, repository = self._location_of(context, job_name, asset_selection)
+        selector = {
+            "repositoryLocationName": location,
+            "repositoryName": repository,
+            "pipelineName": job_name,
+            "assetSelection": asset_selection,
+        }
+        params: dict[str, Any] = {"selector": selector}
         if tags:
             params["executionMetadata"] = {"tags": [{"key": key, "value": value} for key, value in tags.items()]}
         result = execute_dagster_graphql(context, LAUNCH_PIPELINE_EXECUTION_MUTATION, {"executionParams": params})
         launched = result.data["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         return launched["run"]["runId"]
+
+    @staticmethod
+    def _location_of(context: Any, job_name: str, asset_selection: list | None) -> tuple[str, str]:
+        for name in context.code_location_names:
+            for repository in context.get_code_location(name).get_repositories().values():
+                keys = {tuple(node.asset_key.path) for node in repository.get_asset_node_snaps()}
+                wanted = {tuple(asset["path"]) for asset in asset_selection or ()}
+                if repository.has_job(job_name) and wanted <= keys:
+                    return name, repository.name
+        raise AssertionError(f"no code location has the job {job_name} with {asset_selection}")
 
     def tick(self) -> None:
         """One pass of the daemon that dequeues runs within the instance's concurrency limits."""
@@ -66,17 +93,30 @@ def project_instance_config() -> dict[str, Any]:
     return config
 
 
+# The one-machine workspace (workspace.yaml) and docker/'s two code locations.
+ONE_LOCATION = {"ingest_platform": ("ingest_platform.definitions", "defs")}
+DOCKER_LOCATIONS = {
+    "ingest_platform": ("ingest_platform.locations", "core_defs"),
+    "ingest_platform_browser": ("ingest_platform.locations", "browser_defs"),
+}
+
+
 @contextmanager
-def project_run_queue(config: dict[str, Any] | None = None) -> Iterator[RunQueue]:
-    """The project's code location on an instance configured by `config` (default: the project's dagster.yaml)."""
+def project_run_queue(
+    config: dict[str, Any] | None = None, locations: dict[str, tuple[str, str]] = ONE_LOCATION
+) -> Iterator[RunQueue]:
+    """The project's code locations on an instance configured by `config` (default: the project's dagster.yaml)."""
     overrides = config if config is not None else project_instance_config()
-    origin = InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(
-            module_name="ingest_platform.definitions", attribute="defs", working_directory=str(REPO_ROOT)
+    origins = [
+        InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(module_name=module, attribute=attribute, working_directory=str(REPO_ROOT)),
+            location_name=name,
         )
-    )
+        for name, (module, attribute) in locations.items()
+    ]
     with (
         instance_for_test(overrides=overrides) as instance,
-        create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origin), instance) as workspace,
+        create_test_daemon_workspace_context(InProcessTestWorkspaceLoadTarget(origins), instance) as workspace,
     ):
+        prepare_pools(instance)
         yield RunQueue(instance, workspace)

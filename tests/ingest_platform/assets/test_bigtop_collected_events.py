@@ -167,21 +167,19 @@ def test_a_timeout_fails_the_run_and_leaves_no_chromium(
     assert stored_rows(warehouse) == []
 
 
-def test_without_the_browser_tag_the_asset_refuses_before_starting_chromium(
-    site: FakeBigTopSite, tmp_path: Any
-) -> None:
+@requires_chromium
+def test_materialized_on_its_own_as_from_the_asset_page_the_asset_collects(site: FakeBigTopSite, tmp_path: Any) -> None:
+    """No job and no run tags: the `browser` pool, not a tag the asset checks, keeps it to one browser."""
     warehouse = WarehouseResource(database_url=f"sqlite:///{tmp_path / 'w.sqlite'}")
     result = dg.materialize(
         [bigtop_collected_events],
-        partition_key="2026-12-01",
+        partition_key="2026-12-04",
         resources={"browser": chromium_for_tests(), "warehouse": warehouse},
-        run_config={"ops": {STEP: {"config": {"base_url": site.base_url}}}},
+        run_config={"ops": {STEP: {"config": {"base_url": site.base_url, "delay_s": 0.0, "settle_s": 0.0}}}},
         raise_on_error=False,
     )
-    assert not result.success
-    description, _ = failure_of(result)
-    assert "bigtop_collect_job" in description
-    assert site.requests == []
+    assert result.success
+    assert [row["external_id"] for row in stored_rows(warehouse)] == ["open-mic@bigtopbrewing.com"]
 
 
 # --- events the venue stops listing (issue 11 §4) -----------------------------------------------------------------

@@ -22,7 +22,7 @@ from ingest_platform.definitions import defs as platform_defs
 from ingest_platform.jobs.bigtop import COLLECTOR_KEY
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.settings import REPO_ROOT
-from ingest_platform.tags import BROWSER_RUN_TAGS
+from ingest_platform.tags import BROWSER_POOL
 from ingest_platform.warehouse.tables import events
 from tests.fakes.bigtop_production import BigTopProduction, SlowAfterLanding, Status, load_landed_batches
 from tests.fakes.bigtop_site import FakeBigTopSite, bigtop_site, chromium_for_tests, requires_chromium
@@ -198,7 +198,7 @@ def test_no_push_prod_collects_on_the_persistent_instance_with_the_cli_options(
         (run,) = instance.get_runs()
         materialization = instance.get_latest_materialization_event(COLLECTOR_KEY).asset_materialization
     assert run.is_success and run.job_name == "bigtop_collect_job"
-    assert run.tags.items() >= {**BROWSER_RUN_TAGS, "dagster/max_runtime": "1800"}.items()
+    assert run.tags["dagster/max_runtime"] == "1800"
     assert run.tags["dagster/asset_partition_range_start"] == datetime.now(VENUE).date().isoformat()
     # --delay is the seed's: the collector's spacing of .ics requests.
     (op_config,) = run.run_config["ops"].values()
@@ -327,16 +327,20 @@ def test_limit_and_future_only_select_what_is_pushed(landing_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", [["--no-push-prod"], ["--dry-run"]], ids=["collect", "dry-run"])
-def test_collect_refuses_while_another_browser_run_is_in_progress(
+def test_collect_refuses_while_another_run_holds_the_browser_slot(
     mode: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     use_persistent_instance(tmp_path, monkeypatch)
     with dg.DagsterInstance.get() as instance:
         job = platform_defs.resolve_job_def("bigtop_collect_job")
-        busy = instance.create_run_for_job(job, tags=BROWSER_RUN_TAGS, status=dg.DagsterRunStatus.STARTED)
+        busy = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
+        # What the busy run's browser step holds while it runs (the step claims it through the instance).
+        instance.event_log_storage.initialize_concurrency_limit_to_default(BROWSER_POOL)
+        claim = instance.event_log_storage.claim_concurrency_slot(BROWSER_POOL, busy.run_id, "collect")
+        assert claim.is_claimed
 
     assert push(*mode) == 2
-    assert f"browser run {busy.run_id} is started: one browser at a time" in capsys.readouterr().err
+    assert f"browser run {busy.run_id} holds the 'browser' pool: one browser at a time" in capsys.readouterr().err
     assert rows_of(local()) == []
 
 

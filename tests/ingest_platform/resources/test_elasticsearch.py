@@ -103,28 +103,45 @@ def test_the_server_must_say_it_is_elasticsearch(es: FakeElasticsearch):
         scan(resource(es))
 
 
+CREDENTIAL_VARIABLES = ("ELASTICSEARCH_API_KEY", "ELASTICSEARCH_USERNAME", "ELASTICSEARCH_PASSWORD")
+
+
+def test_credentials_set_after_the_definitions_loaded_are_used_when_the_run_starts(
+    es: FakeElasticsearch, monkeypatch: pytest.MonkeyPatch
+):
+    """The code server loads the definitions once; the key a run needs is read by the run, not at import."""
+    for name in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    from ingest_platform.definitions import defs
+
+    bound = defs.resources["elasticsearch"]
+    assert bound.url == dg.EnvVar("ELASTICSEARCH_URL")
+    assert (bound.api_key, bound.username, bound.password) == (None, None, None)
+
+    es.api_key = "a2V5LWlkOnNlY3JldA=="
+    monkeypatch.setenv("ELASTICSEARCH_API_KEY", es.api_key)
+    assert len(scan(resource(es))[0]) == 10
+    monkeypatch.setenv("ELASTICSEARCH_API_KEY", "d3Jvbmc6a2V5")
+    with pytest.raises(AuthenticationException):
+        scan(resource(es))
+
+
 @pytest.mark.parametrize(
-    ("env", "wired"),
+    ("env", "expected"),
     [
-        pytest.param({"ELASTICSEARCH_API_KEY": "k"}, {"api_key"}, id="api-key"),
-        pytest.param(
-            {"ELASTICSEARCH_USERNAME": "u", "ELASTICSEARCH_PASSWORD": "p"}, {"username", "password"}, id="basic"
-        ),
-        pytest.param({}, set(), id="no-auth"),
+        pytest.param({"ELASTICSEARCH_API_KEY": "k"}, ("k", None, None), id="api-key"),
+        pytest.param({"ELASTICSEARCH_USERNAME": "u", "ELASTICSEARCH_PASSWORD": "p"}, (None, "u", "p"), id="basic"),
+        pytest.param({}, (None, None, None), id="no-auth"),
     ],
 )
-def test_from_env_wires_the_credentials_that_are_set(
-    env: dict[str, str], wired: set[str], monkeypatch: pytest.MonkeyPatch
+def test_unset_credential_fields_fall_back_to_their_variables(
+    env: dict[str, str], expected: tuple, monkeypatch: pytest.MonkeyPatch
 ):
-    for name in ("ELASTICSEARCH_API_KEY", "ELASTICSEARCH_USERNAME", "ELASTICSEARCH_PASSWORD"):
+    for name in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-
-    configured = ElasticsearchResource.from_env()
-
-    assert {name for name in ("api_key", "username", "password") if getattr(configured, name)} == wired
-    assert configured.url == dg.EnvVar("ELASTICSEARCH_URL")
+    assert ElasticsearchResource(url="http://127.0.0.1:9").credentials() == expected
 
 
 @pytest.mark.parametrize(
