@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bench.common import median, percentile, scratch_postgres
 from ingest_platform.app.search import rebuild_index, search
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.warehouse.tables import crawl_items, rule_tags, rules
+from ingest_platform.warehouse.tables import crawl_items, rule_metric_daily, rule_tags, rules
 from ingest_platform.warehouse.upsert import upsert
 
 VOCABULARY = [
@@ -79,23 +79,24 @@ def populate(engine: sa.Engine, *, rule_count: int, crawl_count: int) -> None:
         }
         for n in range(crawl_count)
     ]
-    metadata = sa.MetaData()
-    trending = sa.Table(
-        "rule_metric_daily",
-        metadata,
-        sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("rule_id", sa.Text, primary_key=True),
-        sa.Column("trending_score", sa.Float),
-    )
-    metadata.create_all(engine)
     with engine.begin() as connection:
         upsert(connection, rules, rule_rows, key=["rule_id"])
         upsert(connection, rule_tags, tag_rows, key=["rule_id", "tag"])
         upsert(connection, crawl_items, crawl_rows, key=["source_id", "external_id"])
+        count_columns = ("views", "copies", "saves", "forks", "votes", "events", "raw_views", "unique_viewers")
+        counts = dict.fromkeys(count_columns, 0)
         trending_rows = [
-            {"day": date(2026, 3, 1), "rule_id": row["rule_id"], "trending_score": rng.random()} for row in rule_rows
+            {
+                "day": date(2026, 3, 1),
+                "rule_id": row["rule_id"],
+                **counts,
+                "score": 0.0,
+                "donations": 0,
+                "trending": rng.random(),
+            }
+            for row in rule_rows
         ]
-        upsert(connection, trending, trending_rows, key=["day", "rule_id"])
+        upsert(connection, rule_metric_daily, trending_rows, key=["day", "rule_id"])
         connection.exec_driver_sql("ANALYZE")
 
 

@@ -159,9 +159,10 @@ def test_loading_the_definitions_warns_nothing() -> None:
     assert loaded.stderr == ""
 
 
-# Read while the definitions load, because they are part of a definition: the RTARF schedule's cron and default
-# status. Everything a run needs is read when the run starts (resource and config fields).
-READ_AT_IMPORT = {"RTARF_SYNC_ENABLED", "RTARF_SYNC_INTERVAL_SECONDS"}
+# Read while the definitions load, because they are part of a definition: the RTARF schedule's cron, default
+# status and the days its look-back requests. Everything a run needs is read when the run starts (resource and
+# config fields).
+READ_AT_IMPORT = {"RTARF_SYNC_ENABLED", "RTARF_SYNC_INTERVAL_SECONDS", "RTARF_LOOKBACK_DAYS"}
 RECORD_ENVIRONMENT_READS = """
 import os, sys
 package = os.path.join(os.getcwd(), "ingest_platform") + os.sep
@@ -192,6 +193,7 @@ def test_loading_the_definitions_reads_no_setting_a_run_needs() -> None:
     # Every setting set, so a read of any of them (an `if os.environ.get(...)` included) is seen.
     env = {**os.environ, **dict.fromkeys(DAGSTER_NAMES, "x"), "RTARF_SYNC_ENABLED": "true"}
     env["RTARF_SYNC_INTERVAL_SECONDS"] = "300"
+    env["RTARF_LOOKBACK_DAYS"] = "3"
     loaded = subprocess.run(
         [sys.executable, "-c", RECORD_ENVIRONMENT_READS],
         capture_output=True,

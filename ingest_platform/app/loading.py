@@ -25,7 +25,7 @@ from ingest_platform.app.documents import (
     rules_document,
     stripe_document,
 )
-from ingest_platform.app.rollups import note_donation_days, note_event_days
+from ingest_platform.app.rollups import note_donation_days, note_event_days, note_rules_changed
 from ingest_platform.warehouse.result import UpsertResult
 from ingest_platform.warehouse.tables import (
     app_events,
@@ -130,8 +130,12 @@ def write_rules(connection: sa.Connection, documents: list[dict[str, Any]]) -> t
         connection, rules, list(newest.values()), key=["rule_id"], version=["updated_at", "received_at"]
     )
     rule_rows = [{name: value for name, value in row.items() if name != "tags"} for row in fresh]
-    result = upsert(connection, rules, rule_rows, key=["rule_id"]) if rule_rows else UpsertResult()
     fresh_ids = sorted(row["rule_id"] for row in fresh)
+    # The rollups keep each day's author and the boards' tag and model scopes: a change of those (or a rule first
+    # seen, whose events may have arrived before it) recomputes the rule's days, in this transaction.
+    regrouped = sorted(set(fresh_ids) - _unchanged_grouping(connection, fresh))
+    rules_noted = note_rules_changed(connection, regrouped) if regrouped else 0
+    result = upsert(connection, rules, rule_rows, key=["rule_id"]) if rule_rows else UpsertResult()
     for chunk in _chunks(fresh_ids):
         connection.execute(sa.delete(rule_tags).where(rule_tags.c.rule_id.in_(chunk)))
     tag_rows = [{"rule_id": row["rule_id"], "tag": tag} for row in fresh for tag in row["tags"]]
@@ -143,7 +147,29 @@ def write_rules(connection: sa.Connection, documents: list[dict[str, Any]]) -> t
         "duplicates": len(landed) - len(newest) + stale,
         "stale_rules": stale,
         "tags": len(tag_rows),
+        "rollup_days_noted": rules_noted,
         **_write_audit(connection, documents),
+    }
+
+
+def _unchanged_grouping(connection: sa.Connection, fresh: list[dict[str, Any]]) -> set[str]:
+    """The rules of `fresh` already stored with the same author, model and tags."""
+    ids = [row["rule_id"] for row in fresh]
+    stored: dict[str, tuple[Any, ...]] = {}
+    tags: defaultdict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(ids):
+        for rule_id, author_id, model in connection.execute(
+            sa.select(rules.c.rule_id, rules.c.author_id, rules.c.model).where(rules.c.rule_id.in_(chunk))
+        ):
+            stored[rule_id] = (author_id, model)
+        for rule_id, tag in connection.execute(
+            sa.select(rule_tags.c.rule_id, rule_tags.c.tag).where(rule_tags.c.rule_id.in_(chunk))
+        ):
+            tags[rule_id].add(tag)
+    return {
+        row["rule_id"]
+        for row in fresh
+        if stored.get(row["rule_id"]) == (row["author_id"], row["model"]) and tags[row["rule_id"]] == set(row["tags"])
     }
 
 

@@ -10,7 +10,7 @@ the only moment a reader may wait, and only for that transaction. The index tabl
 metadata (nor in a migration): the rebuild creates them, and they hold nothing that cannot be rebuilt.
 
 Ranking: text rank first; among documents of equal text rank, the rule with the higher trending score (the newest
-day of `rule_metric_daily`, when that table exists) comes first; then kind and id, so the order is deterministic.
+day of `rule_metric_daily`) comes first; then kind and id, so the order is deterministic.
 """
 
 import re
@@ -61,11 +61,10 @@ def search(connection: sa.Connection, terms: str, *, limit: int = 20) -> list[Se
     words = _WORD.findall(terms)
     if not words or limit <= 0 or not sa.inspect(connection).has_table(INDEX_TABLE):
         return []
-    trending = sa.inspect(connection).has_table(TRENDING_TABLE)
     if connection.dialect.name == "postgresql":
-        query, parameters = _postgresql_query(trending), {"terms": " ".join(words)}
+        query, parameters = _postgresql_query(), {"terms": " ".join(words)}
     else:
-        query, parameters = _sqlite_query(trending), {"terms": " ".join(f'"{word}"' for word in words)}
+        query, parameters = _sqlite_query(), {"terms": " ".join(f'"{word}"' for word in words)}
     rows = connection.execute(sa.text(query), {**parameters, "limit": limit})
     return [SearchHit(**row._mapping) for row in rows]
 
@@ -114,17 +113,13 @@ def _swap_postgresql(connection: sa.Connection) -> None:
         connection.exec_driver_sql(f"ALTER INDEX {BUILD_TABLE}_{suffix} RENAME TO {INDEX_TABLE}_{suffix}")
 
 
-def _postgresql_query(trending: bool) -> str:
+def _postgresql_query() -> str:
     # Rank every match, keep those scoring at least the limit-th best (ties at the cut included, so the tie-break
     # sees all of them), and only then look up their trending scores and texts: joining the trending table to
     # every match cost more than ranking them.
-    trending_join = (
-        f"""LEFT JOIN {TRENDING_TABLE} m ON m.rule_id = c.rule_id
+    trending_join = f"""LEFT JOIN {TRENDING_TABLE} m ON m.rule_id = c.rule_id
                AND m.day = (SELECT max(day) FROM {TRENDING_TABLE})"""
-        if trending
-        else ""
-    )
-    trending_value = "m.trending_score" if trending else "CAST(NULL AS DOUBLE PRECISION)"
+    trending_value = "m.trending"
     return f"""
         WITH ranked AS MATERIALIZED (
             SELECT s.kind, s.id, s.rule_id, CAST(ts_rank(s.document, q.query) AS DOUBLE PRECISION) AS score
@@ -178,14 +173,10 @@ def _swap_sqlite(connection: sa.Connection) -> None:
     connection.exec_driver_sql(f"ALTER TABLE {BUILD_TABLE} RENAME TO {INDEX_TABLE}")
 
 
-def _sqlite_query(trending: bool) -> str:
-    trending_join = (
-        f"""LEFT JOIN {TRENDING_TABLE} m ON m.rule_id = s.rule_id
+def _sqlite_query() -> str:
+    trending_join = f"""LEFT JOIN {TRENDING_TABLE} m ON m.rule_id = s.rule_id
                AND m.day = (SELECT max(day) FROM {TRENDING_TABLE})"""
-        if trending
-        else ""
-    )
-    trending_value = "m.trending_score" if trending else "NULL"
+    trending_value = "m.trending"
     weights = ", ".join(str(weight) for weight in FTS_WEIGHTS)
     # bm25() is lower for better matches; its negation keeps "higher is better" on both backends.
     return f"""

@@ -242,9 +242,12 @@ DIRTY_FROM_TAG = "ingest_platform/rollup_dirty_from"
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Raw assets are cut by landed day, the rollups by event day: any landed day can feed any event day. Which event days
+# a load touched is what app_rollup_sensor acts on; these edges are the lineage.
 _RAW_INPUTS = [
     dg.AssetDep(app_raw_events, partition_mapping=dg.AllPartitionMapping()),
     dg.AssetDep(app_raw_donations, partition_mapping=dg.AllPartitionMapping()),
+    dg.AssetDep(app_raw_rules, partition_mapping=dg.AllPartitionMapping()),
 ]
 
 

@@ -95,9 +95,9 @@ class EnvironmentReads(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def module_constants(tree: ast.Module) -> dict[str, set[str]]:
-    """Module-level names bound to a string or a tuple of strings and such names."""
-    constants: dict[str, set[str]] = {}
+def module_constants(tree: ast.Module, imported: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """Module-level names bound to a string or a tuple of strings and such names (`imported` ones included)."""
+    constants: dict[str, set[str]] = dict(imported or {})
     resolver = EnvironmentReads(constants)
     for statement in tree.body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
@@ -111,21 +111,28 @@ def module_constants(tree: ast.Module) -> dict[str, set[str]]:
     return constants
 
 
+def _imported(tree: ast.Module, by_module: dict[str, dict[str, set[str]]]) -> dict[str, set[str]]:
+    constants: dict[str, set[str]] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.module in by_module:
+            for alias in statement.names:
+                if alias.name in by_module[statement.module]:
+                    constants[alias.asname or alias.name] = by_module[statement.module][alias.name]
+    return constants
+
+
 def code_reads() -> dict[str, set[str]]:
     """Relative path → the environment names that module reads."""
     paths = [*(REPO / "ingest_platform").rglob("*.py"), *(REPO / "webhook_app").rglob("*.py")]
     trees = {path: ast.parse(path.read_text()) for path in paths if "migrations" not in path.parts}
-    by_module = {
-        ".".join(path.relative_to(REPO).with_suffix("").parts): module_constants(tree) for path, tree in trees.items()
-    }
+    names = {path: ".".join(path.relative_to(REPO).with_suffix("").parts) for path in trees}
+    by_module = {names[path]: module_constants(tree) for path, tree in trees.items()}
+    # Twice more, so a constant built from an imported one (`(SECRET_ENV, GRAPHQL_URL_ENV)`) resolves too.
+    for _ in range(2):
+        by_module = {names[path]: module_constants(tree, _imported(tree, by_module)) for path, tree in trees.items()}
     reads: dict[str, set[str]] = {}
     for path, tree in trees.items():
-        constants = dict(by_module[".".join(path.relative_to(REPO).with_suffix("").parts)])
-        for statement in tree.body:
-            if isinstance(statement, ast.ImportFrom) and statement.module in by_module:
-                for alias in statement.names:
-                    if alias.name in by_module[statement.module]:
-                        constants[alias.asname or alias.name] = by_module[statement.module][alias.name]
+        constants = by_module[names[path]]
         visitor = EnvironmentReads(constants)
         visitor.visit(tree)
         relative = path.relative_to(REPO).as_posix()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from ingest_platform.app.search import rebuild_index, search
 from ingest_platform.cli import main
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.warehouse.tables import crawl_items, rule_tags, rules
+from ingest_platform.warehouse.tables import crawl_items, rule_metric_daily, rule_tags, rules
 from tests.ingest_platform.assets.app_support import drop_search_index
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
@@ -124,30 +124,13 @@ def test_a_rebuild_picks_up_changes_and_deletions(warehouse: WarehouseResource) 
     assert {hit.id for hit in _search(warehouse, "window")} == {"r-title", "r-summary", "r-other"}
 
 
-TRENDING = sa.MetaData()
-rule_metric_daily = sa.Table(
-    "rule_metric_daily",
-    TRENDING,
-    sa.Column("day", sa.Date, primary_key=True),
-    sa.Column("rule_id", sa.Text, primary_key=True),
-    sa.Column("trending_score", sa.Float),
-)
+def trending_row(day: date, rule_id: str, trending: float) -> dict:
+    """A `rule_metric_daily` row that only carries a trending score (the search reads nothing else of it)."""
+    counts = dict.fromkeys(("views", "copies", "saves", "forks", "votes", "events", "raw_views", "unique_viewers"), 0)
+    return {"day": day, "rule_id": rule_id, **counts, "score": 0.0, "donations": 0, "trending": trending}
 
 
-@pytest.fixture
-def trending_table(warehouse: WarehouseResource):
-    """A minimal `rule_metric_daily` (the rollups' table, built elsewhere); dropped again if this test made it."""
-    engine = warehouse.engine
-    existed = sa.inspect(engine).has_table(rule_metric_daily.name)
-    TRENDING.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(sa.delete(rule_metric_daily))
-    yield rule_metric_daily
-    if not existed:
-        TRENDING.drop_all(engine)
-
-
-def test_trending_breaks_ties_between_equal_text_ranks(warehouse: WarehouseResource, trending_table) -> None:
+def test_trending_breaks_ties_between_equal_text_ranks(warehouse: WarehouseResource) -> None:
     twins = [(rule_id, "Window functions", "Rank rows.", ["sql"]) for rule_id in ("twin-a", "twin-b", "twin-c")]
     _add_rules(warehouse, *twins, ("solo", "Window functions window", "Rank rows.", ["sql"]))
     _rebuild(warehouse)
@@ -155,13 +138,13 @@ def test_trending_breaks_ties_between_equal_text_ranks(warehouse: WarehouseResou
 
     with warehouse.engine.begin() as connection:
         connection.execute(
-            sa.insert(trending_table),
+            sa.insert(rule_metric_daily),
             [
                 # The newest day counts: yesterday's order was the other way round.
-                {"day": date(2026, 3, 1), "rule_id": "twin-a", "trending_score": 9.0},
-                {"day": date(2026, 3, 1), "rule_id": "twin-c", "trending_score": 1.0},
-                {"day": date(2026, 3, 2), "rule_id": "twin-a", "trending_score": 0.5},
-                {"day": date(2026, 3, 2), "rule_id": "twin-c", "trending_score": 4.0},
+                trending_row(date(2026, 3, 1), "twin-a", 9.0),
+                trending_row(date(2026, 3, 1), "twin-c", 1.0),
+                trending_row(date(2026, 3, 2), "twin-a", 0.5),
+                trending_row(date(2026, 3, 2), "twin-c", 4.0),
             ],
         )
     hits = _search(warehouse, "window")
