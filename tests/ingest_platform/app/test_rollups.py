@@ -30,6 +30,7 @@ from tests.ingest_platform.app.rollup_fixture import (
     load_events,
     roll_up,
 )
+from tests.landing_files import audit_record
 
 D = date
 
@@ -395,3 +396,35 @@ def test_freshness_of_yesterday(warehouse) -> None:
         assert rollups.yesterday_freshness(connection, now=now, grace=grace)["passed"]
         rollups.note_dirty_days(connection, [D(2026, 3, 31)], reason="test")
         assert not rollups.yesterday_freshness(connection, now=now, grace=grace)["passed"]
+
+
+def _rules_load(connection: sa.Connection, *versions: dict) -> dict:
+    from ingest_platform.app.loading import write_rules
+
+    received = datetime(2026, 4, 2, tzinfo=UTC)
+    rows = [
+        {"summary": None, "received_at": received, "request_id": "req-rules", "updated_at": received, **version}
+        for version in versions
+    ]
+    _, figures = write_rules(connection, [{"rows": rows, "audit": {**audit_record("ingest.rules"), "at": received}}])
+    return figures
+
+
+@pytest.mark.parametrize(
+    ("change", "noted_from"),
+    [
+        ({"title": "A new title"}, None),
+        ({"author_id": "a2"}, D(2026, 3, 2)),
+        ({"model": "gpt"}, D(2026, 3, 2)),
+        ({"tags": ["t1", "t9"]}, D(2026, 3, 2)),
+    ],
+    ids=["title-only", "author", "model", "tags"],
+)
+def test_the_rules_loader_marks_a_regrouped_rules_days_and_nothing_else(world, change: dict, noted_from) -> None:
+    """Through the real loader: only a change of what the rollups group by (author, model, tags) redoes days."""
+    r2 = {"rule_id": "r2", "author_id": "a1", "title": "Rule two", "model": "claude", "tags": ["t1"]}
+    with world.begin() as connection:
+        figures = _rules_load(connection, {**r2, **change})
+        pending = rollups.pending(connection)
+    assert figures["rollup_days_noted"] == (0 if noted_from is None else 1)
+    assert (pending.first_day if pending else None) == noted_from
