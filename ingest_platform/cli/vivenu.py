@@ -47,6 +47,12 @@ def register(groups: argparse._SubParsersAction) -> None:
         help=f"webhook requests per second (default one every {SEED_SPACING_SECONDS} s, as the seed)",
     )
     sync.add_argument("--max-in-flight", type=int, default=2, help="requests awaiting an answer at once")
+    sync.add_argument(
+        "--timeout-seconds",
+        type=float,
+        default=30.0,
+        help="how long one webhook request may wait for its answer; the other tickets go on meanwhile (default 30)",
+    )
     sync.add_argument("--page-size", type=int, default=None, help="tickets per Vivenu page (1-1000)")
     sync.add_argument(
         "--lease-seconds",
@@ -99,6 +105,7 @@ def _sync(args: argparse.Namespace) -> int:
     delivery: dict[str, Any] = {
         "requests_per_second": args.rate,
         "max_in_flight": args.max_in_flight,
+        "timeout_seconds": args.timeout_seconds,
         "lease_seconds": args.lease_seconds,
     }
     if args.test:

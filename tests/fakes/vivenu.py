@@ -63,7 +63,7 @@ class FakeVivenu:
         self.requests: list[VivenuRequest] = []
         self._failures: deque[tuple[int, dict[str, str]]] = deque()
         self._shifts: dict[str, dict[str, Any]] = {}
-        self._hangs: deque[float] = deque()
+        self._hangs = 0
         self._lock = threading.Lock()
         self._server = LoopbackServer(_VivenuHandler, self)
 
@@ -84,14 +84,17 @@ class FakeVivenu:
         with self._lock:
             self._failures.extend([(status, headers)] * count)
 
-    def hang_next(self, count: int, seconds: float) -> None:
-        """Keep the next `count` authorised requests waiting `seconds` before answering them normally."""
+    def hang_next(self, count: int) -> None:
+        """Hold the next `count` requests unanswered until their client gives up."""
         with self._lock:
-            self._hangs.extend([seconds] * count)
+            self._hangs += count
 
-    def take_hang(self) -> float:
+    def take_hang(self) -> bool:
         with self._lock:
-            return self._hangs.popleft() if self._hangs else 0.0
+            if not self._hangs:
+                return False
+            self._hangs -= 1
+            return True
 
     def shift_after_first_page(self, event_id: str, new_ticket: dict[str, Any]) -> None:
         """A sale lands while the event is paged: the ticket is put first once page one has been served,
@@ -131,7 +134,6 @@ class _VivenuHandler(JsonHandler):
         params = {name: values[-1] for name, values in parse_qs(split.query).items()}
         request = VivenuRequest(time.monotonic(), split.path, params, self.headers.get("Authorization"))
         status, body, headers = self.server.fake.handle(request)
-        hang = self.server.fake.take_hang()
-        if hang:
-            time.sleep(hang)
+        if self.server.fake.take_hang() and self.hold_until_client_leaves():
+            return
         self.send_json(status, body, headers)

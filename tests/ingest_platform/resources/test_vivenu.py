@@ -80,7 +80,7 @@ def test_429_waits_for_retry_after_and_5xx_is_retried(vivenu_api: FakeVivenu) ->
 
 def test_a_timed_out_page_is_asked_again(vivenu_api: FakeVivenu) -> None:
     vivenu_api.events[EVENT] = make_tickets(EVENT, count=10)
-    vivenu_api.hang_next(1, seconds=1.0)
+    vivenu_api.hang_next(1)
 
     tickets = resource(vivenu_api, read_timeout_seconds=0.2).fetch_tickets(region="PROD", event_id=EVENT)
 
