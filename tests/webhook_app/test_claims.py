@@ -1,5 +1,7 @@
 """The claim stores behind the events dedup: first copy wins, expiry hands a key over, release gives it back."""
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +66,17 @@ def test_store_from_url(tmp_path: Path, url: str, kind: type) -> None:
 def test_unknown_store_url_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CLAIMS_URL"):
         claim_store("memcached://x", landing_dir=tmp_path, key_prefix="p:")
+
+
+def test_the_claims_file_and_its_wal_are_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        store = SqliteClaimStore(tmp_path / ".state" / "claims.sqlite")
+        assert store.claim([("view", 600)]) == [True]
+    finally:
+        os.umask(previous)
+
+    names = ["claims.sqlite", "claims.sqlite-wal", "claims.sqlite-shm"]
+    modes = {name: stat.S_IMODE((tmp_path / ".state" / name).stat().st_mode) for name in names}
+    assert modes == dict.fromkeys(names, 0o600)
+    assert stat.S_IMODE((tmp_path / ".state").stat().st_mode) == 0o700
