@@ -71,7 +71,7 @@ def test_sync_prints_the_seeds_counts_and_its_run_shows_in_dagster(
 ) -> None:
     vivenu_api.events[EVENT] = make_tickets(EVENT, count=200, wrong_status=10, not_charity=40)
 
-    assert main(["vivenu", "sync", "prod", EVENT, *FAST]) == 0
+    assert main(["vivenu", "sync", "prod", EVENT, *FAST, "--timeout-seconds", "7.5"]) == 0
 
     captured = capsys.readouterr()
     out = captured.out
@@ -87,6 +87,7 @@ def test_sync_prints_the_seeds_counts_and_its_run_shows_in_dagster(
     assert run.job_name == "vivenu_sync_job"
     assert run.tags["dagster/partition"] == f"PROD:{EVENT}"
     assert run.tags["ingest_platform/started_by"] == "cli"
+    assert run.run_config["ops"]["vivenu__delivery__charity_webhooks"]["config"]["timeout_seconds"] == 7.5
     assert f"Dagster run {run.run_id}" in out
     assert len(receiver.accepted_tickets()) == 150
 
