@@ -1,11 +1,11 @@
 """The one bulk-upsert primitive every loader uses.
 
 Rows are staged in a temporary table (PostgreSQL: COPY; SQLite: executemany), then merged with a single
-`INSERT … SELECT … WHERE NOT EXISTS (<the same row in the target>) ON CONFLICT DO UPDATE … WHERE <row> IS DISTINCT
-FROM <new row>`, with no per-row round trip. The anti-join drops the rows whose values did not change before they
-reach the insert: ON CONFLICT DO UPDATE locks (and WAL-logs the lock of) every conflicting row even when its
-WHERE is false, so without it a reload of unchanged data would lock and log the whole batch. The conflict clause's
-WHERE still guards a row that a concurrent load changed between the two.
+`INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE <row> IS DISTINCT FROM <new row>`, with no per-row round trip.
+Before the insert, the staged rows equal to their target row (key and compared columns) are deleted from the
+staging table (an anti-join that only reads the target): ON CONFLICT DO UPDATE locks (and WAL-logs the lock of)
+every conflicting row even when its WHERE is false, so without it a reload of unchanged data would lock and log
+the whole batch. The conflict clause's WHERE still guards a row that a concurrent load changed in between.
 """
 
 import itertools
@@ -87,10 +87,12 @@ def _merge(
     else:
         on_conflict = f"ON CONFLICT ({key_list}) DO NOTHING"
         unchanged = staged_key
-    changed_or_new = (
-        f"SELECT {', '.join(f'{staging}.{quote(name)}' for name in columns)} FROM {staging} "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {target} WHERE {unchanged})"
-    )
+    # The unchanged rows leave the staging table in a statement of their own, which only reads the target. Inside
+    # the INSERT, the anti-join would scan a target that the same statement is growing: with the planner
+    # expecting an empty table after a TRUNCATE, a nested loop over it made a fresh load quadratic.
+    conn.exec_driver_sql(f"DELETE FROM {staging} WHERE EXISTS (SELECT 1 FROM {target} WHERE {unchanged})")
+    # `WHERE true` resolves SQLite's parsing ambiguity between a join and the ON CONFLICT clause.
+    changed_or_new = f"SELECT {column_list} FROM {staging} WHERE true"
 
     if postgres:
         # xmax = 0 marks a freshly inserted tuple; an updated one carries the updating transaction's id.
