@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest_platform.settings import create_private_file, make_private_dirs
+
 LOADED_DIR = "loaded"
 QUARANTINE_DIR = "quarantine"
 _NAME = re.compile(r"^(\d{20})-[A-Za-z0-9_-]{1,64}\.json$")
@@ -106,14 +108,16 @@ class LandingZone:
         if not source.exists():
             return
         target_dir = self.inbox(stream) / LOADED_DIR / landed_day(name)
-        target_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target_dir)
         source.rename(target_dir / name)
 
     def quarantine(self, stream: str, name: str, reason: str) -> Path:
         target_dir = self.root / QUARANTINE_DIR / stream
-        target_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target_dir)
         target = target_dir / name
-        (target_dir / f"{name}.reason").write_text(reason + "\n")
+        reason_file = target_dir / f"{name}.reason"
+        create_private_file(reason_file)
+        reason_file.write_text(reason + "\n")
         source = self.locate(stream, name)
         if source is not None:
             source.rename(target)

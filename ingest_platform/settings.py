@@ -1,7 +1,15 @@
-"""Where the platform keeps its state, resolved from the environment when asked (never at import time)."""
+"""Where the platform keeps its state, resolved from the environment when asked (never at import time).
+
+Everything the platform creates there can hold personal data or secrets (ticket holders in the warehouse, request
+bodies in the landing zone, run logs in DAGSTER_HOME), so what it creates is owner-only: folders 0700, files 0600.
+A folder that already exists is left as its owner set it.
+"""
 
 import os
 from pathlib import Path
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,3 +56,36 @@ def reconcile_after_minutes() -> float:
     if minutes < 0:
         raise ValueError(f"LANDING_RECONCILE_MINUTES must be >= 0, not {value!r}")
     return minutes
+
+
+def make_private_dirs(path: Path) -> list[Path]:
+    """Create `path` and its missing parents owner-only (0700); returns the folders created, outermost first.
+    Folders that exist keep their mode: `--output-dir ~` must not lock the home folder."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    created = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another process made it first; its mode is its business
+        # mkdir's mode passes through the umask, which may not take the owner's own bits away.
+        folder.chmod(PRIVATE_DIR_MODE)
+        created.append(folder)
+    return created
+
+
+def create_private_file(path: Path) -> bool:
+    """Create `path` empty and owner-only (0600) unless it exists, its folder with `make_private_dirs`; True when
+    created. For files other programs then open (SQLite keeps its -wal and -shm files at the database's mode)."""
+    make_private_dirs(path.parent)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return False
+    os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    os.close(descriptor)
+    return True

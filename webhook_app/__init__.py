@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from webhook_app import app_intake, bigtop, cors, cron, health, openapi, scheduler
+from webhook_app import access_log, app_intake, bigtop, cors, cron, health, openapi, scheduler
 from webhook_app.errors import register_error_handlers
 from webhook_app.landing import LandingWriter
 
@@ -29,6 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["landing"] = LandingWriter(app.config["LANDING_DIR"])
     register_error_handlers(app)
+    access_log.init_app(app)
     cors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(bigtop.bp)

@@ -8,6 +8,7 @@ serves several hosts; the SQLite fallback serves every worker of one host (its f
 by default).
 """
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
+
+from webhook_app.landing import PRIVATE_FILE_MODE, make_private_dirs
 
 Claim = tuple[str, float]  # key, seconds to hold it
 ClaimRow = Sequence[Claim | None]
@@ -239,7 +242,10 @@ class SqliteClaimStore:
         connection = getattr(self._local, "connection", None)
         if connection is not None and self._local.pid == os.getpid():
             return connection
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
+        # Owner-only before SQLite opens it: its -wal and -shm files take the database file's mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
         connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         # A claim lost to a power cut only lets one duplicate through; the warehouse load drops it.

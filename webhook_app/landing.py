@@ -8,6 +8,9 @@ failed is removed again before the client hears 503, so its retry cannot land a 
 The name's nanosecond time is taken just before the rename so names sort by arrival (the platform's sensor relies on
 that; a rename keeps the temporary file's mtime). Concurrent requests share directory fsyncs (group commit): one
 fsync makes every rename done before it began durable.
+
+Request bodies carry personal data and tokens, so the folders this app creates are 0700 and its files 0600 (the
+platform's loaders run as the same user); a folder that already exists keeps its mode.
 """
 
 import json
@@ -22,6 +25,8 @@ from typing import Any
 from pydantic import BaseModel
 
 TMP_DIR = ".tmp"
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +100,10 @@ class LandingWriter:
         stream_dir = self.root / stream
         tmp_path = stream_dir / TMP_DIR / f"{request_id}.tmp"
         try:
-            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         except FileNotFoundError:
             self._create_stream_dirs(stream_dir)
-            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         try:
             try:
                 for part in parts:
@@ -129,9 +134,24 @@ class LandingWriter:
         return sync
 
     def _create_stream_dirs(self, stream_dir: Path) -> None:
-        (stream_dir / TMP_DIR).mkdir(parents=True, exist_ok=True)
+        make_private_dirs(stream_dir / TMP_DIR)
         _fsync_dir(stream_dir)
         _fsync_dir(self.root)
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents owner-only (0700); folders that exist keep their mode."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another worker made it first
+        folder.chmod(PRIVATE_DIR_MODE)  # the umask may have taken the owner's own bits
 
 
 def _fsync_dir(path: Path) -> None:

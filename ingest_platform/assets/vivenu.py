@@ -98,7 +98,11 @@ class CharityDeliveryConfig(dg.Config):
         default=0.01, ge=0, lt=1, description="Fraction kept below the limit for the two machines' clock drift."
     )
     max_attempts: int = Field(default=5, ge=1, description="Tries per ticket on timeouts, 429 and 5xx.")
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long one request may wait for the receiver's answer; the other tickets go on meanwhile.",
+    )
     backoff_base_seconds: float = Field(default=2.0, ge=0)
     backoff_cap_seconds: float = Field(default=60.0, ge=0)
     lease_seconds: float = Field(

@@ -24,7 +24,7 @@ from ingest_platform.resources.vivenu import (
 )
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.vivenu.ledger import region_progress, stored_tickets
-from ingest_platform.vivenu.pull_files import write_pull_files
+from ingest_platform.vivenu.pull_files import exposed_folder, write_pull_files
 from ingest_platform.vivenu.tickets import FilterCounts, partition_key
 
 # The seed's `--test` ran against its DEV example event.
@@ -47,6 +47,12 @@ def register(groups: argparse._SubParsersAction) -> None:
         help=f"webhook requests per second (default one every {SEED_SPACING_SECONDS} s, as the seed)",
     )
     sync.add_argument("--max-in-flight", type=int, default=2, help="requests awaiting an answer at once")
+    sync.add_argument(
+        "--timeout-seconds",
+        type=float,
+        default=30.0,
+        help="how long one webhook request may wait for its answer; the other tickets go on meanwhile (default 30)",
+    )
     sync.add_argument("--page-size", type=int, default=None, help="tickets per Vivenu page (1-1000)")
     sync.add_argument(
         "--lease-seconds",
@@ -75,7 +81,7 @@ def dagster_instance() -> dg.DagsterInstance:
     from dagster._core.instance.ref import InstanceRef
 
     home = settings.data_dir() / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
+    settings.make_private_dirs(home)  # run logs and event logs hold what the runs saw
     instance_config = home / "dagster.yaml"
     if not instance_config.exists():
         # What scripts/run installs there, so a CLI-first home is the same instance the UI will serve.
@@ -99,6 +105,7 @@ def _sync(args: argparse.Namespace) -> int:
     delivery: dict[str, Any] = {
         "requests_per_second": args.rate,
         "max_in_flight": args.max_in_flight,
+        "timeout_seconds": args.timeout_seconds,
         "lease_seconds": args.lease_seconds,
     }
     if args.test:
@@ -117,6 +124,9 @@ def _pull(args: argparse.Namespace) -> int:
         region, event_id = key.split(":", 1)
         with WarehouseResource().engine.connect() as connection:
             tickets = stored_tickets(connection, region=region, event_id=event_id)
+        warning = exposed_folder(args.output_dir)
+        if warning is not None:
+            print(f"warning: {warning}")
         event_dir, _ = write_pull_files(tickets, region=region, event_id=event_id, root=args.output_dir)
         print(f"Wrote {len(tickets)} tickets to {event_dir}/ (all_tickets.json, metadata.json, individual/)")
 

@@ -82,6 +82,9 @@ class VivenuResource(dg.ConfigurableResource):
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
     read_timeout_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=5, ge=1, description="Tries per page on timeouts, 429 and 5xx.")
+    max_passes: int = Field(
+        default=5, ge=1, description="Readings of an event's list before giving up when it changes during each one."
+    )
     backoff_base_seconds: float = Field(default=1.0, ge=0)
     backoff_cap_seconds: float = Field(default=60.0, ge=0, description="Longest wait, Retry-After included.")
 
@@ -123,32 +126,56 @@ class VivenuResource(dg.ConfigurableResource):
         page_size: int | None = None,
         on_page: PageCallback | None = None,
     ) -> list[dict[str, Any]]:
-        """Every ticket of the event, page by page until Vivenu's `total`, each `_id` once.
+        """Every ticket of the event as one consistent reading of its list, each `_id` once.
 
-        `on_page(fetched, total)` is called after each page. An event without tickets returns [].
+        Vivenu pages by offset, so a ticket removed (or added) before the page boundary while the event is paged
+        shifts the rest: the next page would skip (or repeat) one, and the count would still look right. Each page
+        therefore starts with the previous page's last ticket; when that ticket is not where it was, or `total`
+        went down, the list changed under the pager and the pass starts again, until one pass reads the list
+        without a change (at most `max_passes`). `on_page(fetched, total)` is called after each page, `fetched`
+        counting the current pass. An event without tickets returns [].
         """
         region = self.check_region(region)
         validate_event_id(event_id)
         size = page_size or self.page_size
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise VivenuConfigError(f"page size {size} is outside 1..{MAX_PAGE_SIZE}")
-        tickets: dict[str, dict[str, Any]] = {}
-        skip = 0
         with self._client(region) as client:
-            while True:
-                page = self._get_page(client, region=region, event_id=event_id, top=size, skip=skip)
-                rows = page["rows"]
-                for ticket in rows:
-                    # The list can shift while it is paged (new sales, cancellations): the same ticket may come
-                    # back on the next page; the latest copy wins.
-                    tickets[ticket["_id"]] = ticket
-                total = page["total"]
-                skip += len(rows)
-                if on_page is not None:
-                    on_page(len(tickets), total)
-                if not rows or skip >= total:
-                    break
-        return list(tickets.values())
+            for _ in range(self.max_passes):
+                tickets = self._read_pass(client, region=region, event_id=event_id, size=size, on_page=on_page)
+                if tickets is not None:
+                    return tickets
+        raise VivenuError(
+            f"Vivenu ({region}) event {event_id}: its ticket list changed during each of {self.max_passes} passes "
+            "(sales or cancellations while it was paged); run the pull again"
+        )
+
+    def _read_pass(
+        self, client: httpx.Client, *, region: str, event_id: str, size: int, on_page: PageCallback | None
+    ) -> list[dict[str, Any]] | None:
+        """One reading of the list from the start, or None when it changed under the pager."""
+        tickets: dict[str, dict[str, Any]] = {}
+        # Pages of one cannot overlap and still move on; for them only a falling `total` shows a change.
+        overlap = 1 if size > 1 else 0
+        skip, boundary, last_total = 0, None, None
+        while True:
+            page = self._get_page(client, region=region, event_id=event_id, top=size, skip=skip)
+            rows, total = page["rows"], page["total"]
+            if boundary is not None and overlap and (not rows or rows[0]["_id"] != boundary):
+                return None
+            if last_total is not None and total < last_total:
+                return None
+            for ticket in rows:
+                tickets[ticket["_id"]] = ticket
+            if on_page is not None:
+                on_page(len(tickets), total)
+            end = skip + len(rows)
+            if end >= total:
+                return list(tickets.values())
+            if not rows:
+                return None  # the list ended before its own total: it shrank under the pager
+            boundary, last_total = rows[-1]["_id"], total
+            skip = end - overlap
 
     def _client(self, region: str) -> httpx.Client:
         import httpx

@@ -72,7 +72,9 @@ def deliver(
     sleep: Callable[[float], None] | None = None,
 ) -> DeliveryOutcome:
     """Send every ticket the ledger has not seen acknowledged, at most `requests_per_second` request starts per
-    second (retries included) and `max_in_flight` requests at once. One ticket's failure never stops the others.
+    second (retries included) and `max_in_flight` requests at once. One ticket's failure never stops the others,
+    and one request waiting for its answer (up to `timeout_seconds`) holds one sender and one slot of the rate
+    limit, not the whole delivery.
     """
     import httpx
 
@@ -140,10 +142,12 @@ def _send_one(
     headers = {"Content-Type": "application/json", "Idempotency-Key": envelope["id"]}
     error, status_code = "not attempted", None
     for attempt in range(1, settings.max_attempts + 1):
-        ledger.mark_sending(ticket_id)
         retry_after = None
         try:
             with limiter.request():
+                # Counted once the limiter has let it go: a run killed while its senders wait for their turn
+                # leaves every count at what was really sent.
+                ledger.mark_sending(ticket_id)
                 response = client.post(settings.endpoint, content=body, headers=headers)
         except httpx.HTTPError as failure:
             status_code, error = None, type(failure).__name__

@@ -3,7 +3,6 @@
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,12 +19,17 @@ class Permit:
 class RateLimiter:
     """Lets requests go so that no one-second window at the receiver ever holds more than `rate` of them.
 
-    A request cannot reach the receiver before it was let go, nor after its answer came back. So request k is let
-    go only once request k - `burst` (counted in the order they were let go) has been answered, and `window`
-    seconds after that answer: then any `burst` + 1 requests span at least `window` ≥ 1 s at the receiver, however
-    the sender, the network or the receiver delay them. `burst` is the rate rounded down (1 below one per second)
-    and `window` one second (below one per second, one spacing) stretched by `headroom`, which only has to cover
-    the difference between the two machines' clocks.
+    A request cannot reach the receiver before it was let go, nor after its answer came back. So each request holds
+    one of `burst` slots from the moment it is let go until `window` seconds after its answer, and a request goes
+    only when a slot is free. If `burst` + 1 requests reached the receiver within `window`, then at the latest of
+    those arrivals every one of them would still hold its slot (it had been let go, and its answer plus `window`
+    lies beyond): `burst` + 1 slots at once, which the rule forbids. That holds however the sender, the network or
+    the receiver delay them, and it does not hold up the rest for one slow answer: a request that hangs keeps
+    only its own slot, and the others go on at `burst` - 1 per window until it is answered or times out. `burst`
+    is the rate rounded down (1 below one per second), so below one request per second a hung request does hold
+    everything until its timeout: its arrival time is unknown until then. `window` is one second (below one per
+    second, one spacing) stretched by `headroom`, which only has to cover the difference between the two
+    machines' clocks.
 
     Callers sleep until a slot of a steady schedule (one every `interval`), so they do not all wake at once; a
     caller that wakes too early for the rule above, or less than half an interval after the previous start (it
@@ -52,7 +56,8 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._scheduled: float | None = None
-        self._recent: deque[Permit] = deque(maxlen=self.burst)  # the last `burst` requests let go, in order
+        self._holding: list[Permit] = []  # requests let go whose slot is not free yet
+        self._last_start: float | None = None
 
     @contextmanager
     def request(self) -> Iterator[Permit]:
@@ -87,20 +92,19 @@ class RateLimiter:
     def _try_start(self) -> tuple[Permit | None, float]:
         with self._lock:
             now = self._clock()
-            not_before = now
-            if self._recent:
-                not_before = max(not_before, self._recent[-1].started + self._min_spacing)
-            if len(self._recent) == self.burst:
-                oldest = self._recent[0]
-                # Still unanswered: it may yet arrive at any moment, so look again in a little while.
-                not_before = max(
-                    not_before,
-                    now + self._min_spacing / 2 if oldest.finished is None else oldest.finished + self.window,
-                )
+            not_before = now if self._last_start is None else max(now, self._last_start + self._min_spacing)
+            self._holding = [
+                permit for permit in self._holding if permit.finished is None or permit.finished + self.window > now
+            ]
+            if len(self._holding) >= self.burst:
+                frees_at = [permit.finished + self.window for permit in self._holding if permit.finished is not None]
+                # All unanswered: any of them may be answered at any moment, so look again in a little while.
+                not_before = max(not_before, min(frees_at) if frees_at else now + self._min_spacing / 2)
             if not_before > now:
                 return None, not_before
             permit = Permit(started=now)
-            self._recent.append(permit)
+            self._holding.append(permit)
+            self._last_start = now
             return permit, now
 
     def _sleep_until(self, moment: float) -> None:

@@ -1,11 +1,13 @@
 """The one bulk-upsert primitive every loader uses.
 
 Rows are staged in a temporary table (PostgreSQL: COPY; SQLite: executemany), then merged with a single
-`INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE <row> IS DISTINCT FROM <new row>`, so a row whose values did not
-change is neither rewritten nor counted as updated, and there is no per-row round trip.
+`INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE <row> IS DISTINCT FROM <new row>`, with no per-row round trip.
+Before the insert, the staged rows equal to their target row (key and compared columns) are deleted from the
+staging table (an anti-join that only reads the target): ON CONFLICT DO UPDATE locks (and WAL-logs the lock of)
+every conflicting row even when its WHERE is false, so without it a reload of unchanged data would lock and log
+the whole batch. The conflict clause's WHERE still guards a row that a concurrent load changed in between.
 """
 
-import io
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -133,38 +135,44 @@ def _merge(
     postgres = conn.dialect.name == "postgresql"
     excluded = "EXCLUDED" if postgres else "excluded"
 
+    staged_key = " AND ".join(f"{target}.{quote(name)} = {staging}.{quote(name)}" for name in key)
     if values:
         assignments = [f"{quote(name)} = {excluded}.{quote(name)}" for name in values]
         if TOUCH_COLUMN in table.c and TOUCH_COLUMN not in columns:
             assignments.append(f"{quote(TOUCH_COLUMN)} = CURRENT_TIMESTAMP")
         old = ", ".join(f"{target}.{quote(name)}" for name in values)
         new = ", ".join(f"{excluded}.{quote(name)}" for name in values)
-        distinct = "IS DISTINCT FROM" if postgres else "IS NOT"
+        distinct, same = ("IS DISTINCT FROM", "IS NOT DISTINCT FROM") if postgres else ("IS NOT", "IS")
         on_conflict = (
             f"ON CONFLICT ({key_list}) DO UPDATE SET {', '.join(assignments)} WHERE ({old}) {distinct} ({new})"
         )
+        staged_values = ", ".join(f"{staging}.{quote(name)}" for name in values)
+        unchanged = f"{staged_key} AND ({old}) {same} ({staged_values})"
     else:
         on_conflict = f"ON CONFLICT ({key_list}) DO NOTHING"
+        unchanged = staged_key
+    # The unchanged rows leave the staging table in a statement of their own, which only reads the target. Inside
+    # the INSERT, the anti-join would scan a target that the same statement is growing: with the planner
+    # expecting an empty table after a TRUNCATE, a nested loop over it made a fresh load quadratic.
+    conn.exec_driver_sql(f"DELETE FROM {staging} WHERE EXISTS (SELECT 1 FROM {target} WHERE {unchanged})")
+    # `WHERE true` resolves SQLite's parsing ambiguity between a join and the ON CONFLICT clause.
+    changed_or_new = f"SELECT {column_list} FROM {staging} WHERE true"
 
     if postgres:
         # xmax = 0 marks a freshly inserted tuple; an updated one carries the updating transaction's id.
         counts = conn.exec_driver_sql(
-            f"WITH merged AS (INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {staging} "
+            f"WITH merged AS (INSERT INTO {target} ({column_list}) {changed_or_new} "
             f"{on_conflict} RETURNING (xmax = 0) AS inserted) "
             "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
         ).one()
         return int(counts[0]), int(counts[1])
 
-    join = " AND ".join(f"{target}.{quote(name)} = {staging}.{quote(name)}" for name in key)
     first_key = quote(key[0])
     inserted = conn.exec_driver_sql(
-        f"SELECT count(*) FROM {staging} LEFT JOIN {target} ON {join} WHERE {target}.{first_key} IS NULL"
+        f"SELECT count(*) FROM {staging} LEFT JOIN {target} ON {staged_key} WHERE {target}.{first_key} IS NULL"
     ).scalar_one()
     before = conn.exec_driver_sql("SELECT total_changes()").scalar_one()
-    # `WHERE true` resolves SQLite's parsing ambiguity between a join and the ON CONFLICT clause.
-    conn.exec_driver_sql(
-        f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {staging} WHERE true {on_conflict}"
-    )
+    conn.exec_driver_sql(f"INSERT INTO {target} ({column_list}) {changed_or_new} {on_conflict}")
     changed = conn.exec_driver_sql("SELECT total_changes()").scalar_one() - before
     return int(inserted), int(changed - inserted)
 
@@ -198,25 +206,69 @@ def copy_rows(
     conn: sa.Connection,
     table_name: str,
     columns: list[str],
-    rows: list[Mapping[str, Any]],
+    rows: Iterable[Mapping[str, Any]],
     types: Sequence[sa.types.TypeEngine],
 ) -> None:
-    """COPY `rows` into `table_name` in PostgreSQL's text format over the connection's psycopg2 cursor."""
-    encoders = [_copy_encoder(column_type) for column_type in types]
-    pairs = list(zip(columns, encoders, strict=True))
-    # UTF-8 bytes, encoded here line by line rather than by psycopg2 while it streams: one copy of the data instead
-    # of a str and its encoding, and a lone surrogate fails as a UnicodeEncodeError in Python instead of cancelling
-    # the COPY (SQLSTATE 57014, which reads like a timeout).
-    buffer = io.BytesIO()
-    write = buffer.write
-    for row in rows:
-        write("\t".join([encode(row[name]) for name, encode in pairs]).encode("utf-8"))
-        write(b"\n")
-    buffer.seek(0)
+    """COPY `rows` into `table_name` in PostgreSQL's text format over the connection's psycopg2 cursor.
+
+    The rows are encoded while psycopg2 reads them, a chunk at a time, as UTF-8 bytes: the batch is never held as
+    one text (a `StringIO` of a 200k-row batch is some 60 M characters, stored four bytes each once a single
+    character is outside Latin-1)."""
     quote = conn.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(name) for name in columns)
+    stream = CopyStream(rows, columns, types)
     with conn.connection.dbapi_connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {table_name} ({column_list}) FROM STDIN", buffer)
+        try:
+            cursor.copy_expert(f"COPY {table_name} ({column_list}) FROM STDIN", stream, size=COPY_CHUNK_BYTES)
+        except Exception:
+            # psycopg2 reports a row that could not be encoded as "COPY from stdin failed": say which and why.
+            if stream.error is not None:
+                raise stream.error from None
+            raise
+
+
+COPY_CHUNK_BYTES = 1 << 16
+_ROWS_PER_ENCODE = 500
+
+
+class CopyStream:
+    """The COPY text of `rows` as a readable byte stream, encoded `_ROWS_PER_ENCODE` rows at a time."""
+
+    def __init__(
+        self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str], types: Sequence[sa.types.TypeEngine]
+    ) -> None:
+        encoders = [_copy_encoder(column_type) for column_type in types]
+        self._pairs = list(zip(columns, encoders, strict=True))
+        self._rows = iter(rows)
+        self._pending = b""
+        self.error: Exception | None = None
+
+    def _next_chunk(self) -> bytes:
+        pairs = self._pairs
+        lines = [
+            "\t".join([encode(row[name]) for name, encode in pairs])
+            for row in itertools.islice(self._rows, _ROWS_PER_ENCODE)
+        ]
+        if not lines:
+            return b""
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            try:
+                chunk = self._next_chunk()
+            except Exception as error:
+                self.error = error
+                raise
+            if not chunk:
+                break
+            self._pending = self._pending + chunk if self._pending else chunk
+        if size < 0 or len(self._pending) <= size:
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:size], self._pending[size:]
+        return data
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

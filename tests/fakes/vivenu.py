@@ -1,4 +1,4 @@
-"""A fake Vivenu tickets API on loopback: Bearer keys, paging with `total`, a list that can shift between pages,
+"""A fake Vivenu tickets API on loopback: Bearer keys, paging with `total`, a list that changes between pages,
 and scripted failures (429 with Retry-After, 5xx, 401, a request that hangs)."""
 
 import random
@@ -62,8 +62,9 @@ class FakeVivenu:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[VivenuRequest] = []
         self._failures: deque[tuple[int, dict[str, str]]] = deque()
-        self._shifts: dict[str, dict[str, Any]] = {}
-        self._hangs: deque[float] = deque()
+        self._changes: dict[str, dict[int, list[tuple[list[str], list[tuple[int, dict[str, Any]]]]]]] = {}
+        self._pages_served: dict[str, int] = {}
+        self._hangs = 0
         self._lock = threading.Lock()
         self._server = LoopbackServer(_VivenuHandler, self)
 
@@ -84,19 +85,29 @@ class FakeVivenu:
         with self._lock:
             self._failures.extend([(status, headers)] * count)
 
-    def hang_next(self, count: int, seconds: float) -> None:
-        """Keep the next `count` authorised requests waiting `seconds` before answering them normally."""
+    def hang_next(self, count: int) -> None:
+        """Hold the next `count` requests unanswered until their client gives up."""
         with self._lock:
-            self._hangs.extend([seconds] * count)
+            self._hangs += count
 
-    def take_hang(self) -> float:
+    def take_hang(self) -> bool:
         with self._lock:
-            return self._hangs.popleft() if self._hangs else 0.0
+            if not self._hangs:
+                return False
+            self._hangs -= 1
+            return True
 
-    def shift_after_first_page(self, event_id: str, new_ticket: dict[str, Any]) -> None:
-        """A sale lands while the event is paged: the ticket is put first once page one has been served,
-        so every later page starts one ticket earlier than the client expects."""
-        self._shifts[event_id] = new_ticket
+    def change_after_page(
+        self,
+        event_id: str,
+        page: int,
+        *,
+        remove: list[str] = (),
+        insert: list[tuple[int, dict[str, Any]]] = (),
+    ) -> None:
+        """Sales and cancellations while the event is paged: once the event's `page`-th page has been served, the
+        tickets `remove` are cancelled and each (position, ticket) of `insert` is sold, in the list's order."""
+        self._changes.setdefault(event_id, {}).setdefault(page, []).append((list(remove), list(insert)))
 
     def handle(self, request: VivenuRequest) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
@@ -120,8 +131,11 @@ class FakeVivenu:
             tickets = self.events.get(event_id, [])
             page = tickets[skip : skip + top]
             body = {"rows": page, "total": len(tickets)}
-            if skip == 0 and event_id in self._shifts:
-                tickets.insert(0, self._shifts.pop(event_id))
+            served = self._pages_served[event_id] = self._pages_served.get(event_id, 0) + 1
+            for remove, insert in self._changes.get(event_id, {}).pop(served, []):
+                tickets[:] = [ticket for ticket in tickets if ticket["_id"] not in remove]
+                for position, ticket in insert:
+                    tickets.insert(position, ticket)
             return 200, body, {}
 
 
@@ -131,7 +145,6 @@ class _VivenuHandler(JsonHandler):
         params = {name: values[-1] for name, values in parse_qs(split.query).items()}
         request = VivenuRequest(time.monotonic(), split.path, params, self.headers.get("Authorization"))
         status, body, headers = self.server.fake.handle(request)
-        hang = self.server.fake.take_hang()
-        if hang:
-            time.sleep(hang)
+        if self.server.fake.take_hang() and self.hold_until_client_leaves():
+            return
         self.send_json(status, body, headers)

@@ -1,5 +1,9 @@
 """A fake charity-webhook receiver on loopback, like HIA's worker: records every envelope with its arrival time,
-drops a repeated envelope id as a duplicate, and can fail the first N tries, hang, or answer 4xx."""
+drops a repeated envelope id as a duplicate, and can fail the first N tries, hang, or answer 4xx.
+
+A hung request is held until its client gives up (then it is recorded with status 499, client closed request, and
+never counted as accepted) or until the test releases it: never for a guessed time, so the outcome does not depend
+on how fast the machine is."""
 
 import json
 import socket
@@ -34,7 +38,7 @@ class WebhookReceiver:
         self._fail_first: dict[str, tuple[int, int, str | None]] = {}
         self._fail_every_ticket: tuple[int, int, str | None] | None = None
         self._rejected: dict[str, tuple[int, str]] = {}
-        self._hang: dict[str, float] = {}
+        self._hang: dict[str, int | None] = {}
         self.latency_seconds = 0.0
         self._lock = threading.Lock()
         self._server = LoopbackServer(_ReceiverHandler, self)
@@ -68,9 +72,16 @@ class WebhookReceiver:
             self._rejected.pop(ticket_id, None)
             self._hang.pop(ticket_id, None)
 
-    def hang(self, ticket_ids: list[str], seconds: float) -> None:
+    def hang(self, ticket_ids: list[str], *, until_accepted: int | None = None) -> None:
+        """Hold every request of these tickets until the client hangs up, or (then answer it) until
+        `until_accepted` other envelopes have been accepted."""
         for ticket_id in ticket_ids:
-            self._hang[ticket_id] = seconds
+            self._hang[ticket_id] = until_accepted
+
+    def abandoned(self) -> Counter[str]:
+        """Requests per ticket id whose client hung up before the answer."""
+        with self._lock:
+            return Counter(arrival.ticket_id for arrival in self.arrivals if arrival.status == CLIENT_CLOSED)
 
     def acknowledgements(self) -> Counter[str]:
         """2xx answers per ticket id, duplicates included."""
@@ -91,14 +102,23 @@ class WebhookReceiver:
             most = max(most, end - start + 1)
         return most
 
-    def handle(self, at: float, path: str, envelope: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def handle(
+        self, at: float, path: str, envelope: dict[str, Any], request: JsonHandler
+    ) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        """The answer to one request, or None when its client hung up while it was held."""
         ticket_id = envelope["data"]["ticket"]["_id"]
         with self._lock:
             self._tries[ticket_id] += 1
             tries = self._tries[ticket_id]
-            hang = self._hang.get(ticket_id, 0.0) + self.latency_seconds
-        if hang:
-            time.sleep(hang)
+            hung = ticket_id in self._hang
+            until_accepted = self._hang.get(ticket_id)
+        release = None if until_accepted is None else lambda: len(self.accepted) >= until_accepted
+        if hung and request.hold_until_client_leaves(release=release):
+            with self._lock:
+                self.arrivals.append(Arrival(at, path, envelope, CLIENT_CLOSED))
+            return None
+        if self.latency_seconds:
+            time.sleep(self.latency_seconds)
         with self._lock:
             status, body, headers = self._answer(ticket_id, tries, envelope)
             self.arrivals.append(Arrival(at, path, envelope, status))
@@ -118,6 +138,8 @@ class WebhookReceiver:
         self.accepted[envelope["id"]] = envelope
         return 200, {"ok": True}, {}
 
+
+CLIENT_CLOSED = 499  # nginx's status for a request whose client hung up before the answer
 
 # Linux's SO_TIMESTAMPNS (asm-generic value; the socket module does not export it): the kernel stamps every
 # received packet, so an arrival time does not depend on when this process got the CPU to read it.
@@ -154,5 +176,6 @@ class _ReceiverHandler(JsonHandler):
         except (ValueError, KeyError, TypeError):
             self.send_json(400, {"error": "not a ticket.created envelope"})
             return
-        status, body, headers = self.server.fake.handle(at, self.path, envelope)
-        self.send_json(status, body, headers)
+        answer = self.server.fake.handle(at, self.path, envelope, self)
+        if answer is not None:
+            self.send_json(*answer)

@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 import time
 from datetime import UTC, datetime
 
@@ -66,6 +68,25 @@ def test_quarantine_keeps_the_file_and_its_reason(tmp_path) -> None:
     assert zone.pending(STREAM, limit=10) == []
     assert zone.is_quarantined(STREAM, name)
     assert (tmp_path / "quarantine" / STREAM / f"{name}.reason").read_text() == "not valid JSON\n"
+
+
+def test_the_archive_and_the_quarantine_are_owner_only(tmp_path) -> None:
+    zone = LandingZone(tmp_path)
+    loaded = land(tmp_path, STREAM, {"x": 1}, at_ns=MARCH_1)
+    bad = land(tmp_path, STREAM, {}, raw=b"{not json")
+    previous = os.umask(0o022)
+    try:
+        zone.archive(STREAM, loaded)
+        zone.quarantine(STREAM, bad, "not valid JSON")
+    finally:
+        os.umask(previous)
+
+    folders = [tmp_path / STREAM / "loaded", tmp_path / STREAM / "loaded" / "2026-03-01", tmp_path / "quarantine"]
+    folders.append(tmp_path / "quarantine" / STREAM)
+    assert {str(folder): stat.S_IMODE(folder.stat().st_mode) for folder in folders} == dict.fromkeys(
+        map(str, folders), 0o700
+    )
+    assert stat.S_IMODE((tmp_path / "quarantine" / STREAM / f"{bad}.reason").stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from tests.webhook_app.intake_support import APP_TOKEN, IP_HASH_KEY, REDIS_URL, 
 @contextmanager
 def gunicorn_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
     # The access log names the worker that served each request, to show both workers took part.
-    access_log = ("--access-logfile", "-", "--access-logformat", "worker=%(p)s %(m)s %(U)s %(s)s")
+    access_log = ("--access-logfile", "-", "--access-logformat", "worker=%(p)s %(m)s %(route)s %(s)s")
     with gunicorn("webhook_app:create_app()", env=env, log_path=log_path, extra_args=access_log) as base_url:
         yield base_url
 

@@ -1,6 +1,8 @@
 """The claim stores behind the events dedup: first copy wins, stage by stage; expiry hands a key over, release gives it
 back; racing workers never both get a key."""
 
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +140,17 @@ def test_racing_claims_grant_each_key_once(two_stores) -> None:
         thread.join()
 
     assert [sorted((results[0][key], results[1][key])) for key in keys] == [[0, 2]] * len(keys)
+
+
+def test_the_claims_file_and_its_wal_are_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        store = SqliteClaimStore(tmp_path / ".state" / "claims.sqlite")
+        assert store.claim([("view", 600)]) == [True]
+    finally:
+        os.umask(previous)
+
+    names = ["claims.sqlite", "claims.sqlite-wal", "claims.sqlite-shm"]
+    modes = {name: stat.S_IMODE((tmp_path / ".state" / name).stat().st_mode) for name in names}
+    assert modes == dict.fromkeys(names, 0o600)
+    assert stat.S_IMODE((tmp_path / ".state").stat().st_mode) == 0o700

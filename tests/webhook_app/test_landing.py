@@ -1,6 +1,8 @@
 """The landing writer: one document per request, durable before it returns, directory fsyncs shared safely."""
 
 import json
+import os
+import stat
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -92,3 +94,26 @@ def test_a_failed_directory_fsync_is_unavailable_and_the_next_write_syncs_again(
     monkeypatch.setattr(landing, "_fsync_dir", lambda path: calls.append(path) or real_fsync_dir(path))
     land(writer, {"third": 3})
     assert len(calls) == 2
+
+
+def test_what_the_app_lands_is_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = land(LandingWriter(tmp_path / "landing"), {"email": "holder@example.com"})
+    finally:
+        os.umask(previous)
+
+    folders = [tmp_path / "landing", tmp_path / "landing" / "s", tmp_path / "landing" / "s" / ".tmp"]
+    assert [stat.S_IMODE(folder.stat().st_mode) for folder in folders] == [0o700, 0o700, 0o700]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_existing_landing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    root = tmp_path / "landing"
+    root.mkdir()
+    root.chmod(0o750)
+
+    land(LandingWriter(root), {"a": 1})
+
+    assert stat.S_IMODE(root.stat().st_mode) == 0o750
+    assert stat.S_IMODE((root / "s").stat().st_mode) == 0o700

@@ -1,6 +1,8 @@
 """The Vivenu tickets and charity-delivery assets against the fake Vivenu API and a fake webhook receiver."""
 
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -200,13 +202,75 @@ def test_a_hanging_receiver_times_out_and_the_other_tickets_go_on(
 ) -> None:
     vivenu_api.events[EVENT] = make_tickets(EVENT, count=20, wrong_status=0, not_charity=0)
     stuck = vivenu_api.events[EVENT][0]["_id"]
-    receiver.hang([stuck], seconds=1.0)
+    receiver.hang([stuck])  # until the sender gives up on it
 
     result = sync(instance, warehouse, vivenu_api, receiver, timeout_seconds=0.2, max_attempts=2)
 
     assert not result.success
     assert failure_of(result).metadata["failed_tickets"].value == {stuck: "ReadTimeout (gave up after 2 attempts)"}
     assert len(receiver.accepted_tickets()) == 19
+    assert receiver.abandoned() == {stuck: 2}
+    assert ledger(warehouse)[stuck]["attempts"] == 2
+
+
+def test_while_one_request_waits_for_its_answer_the_others_keep_flowing_within_the_rate(
+    instance: dg.DagsterInstance, warehouse: WarehouseResource, vivenu_api: FakeVivenu, receiver: WebhookReceiver
+) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=120, wrong_status=0, not_charity=0)
+    stuck = min(ticket["_id"] for ticket in vivenu_api.events[EVENT])  # the first one sent
+    # Answered only once every other ticket has been accepted: a sender that waits for it never gets there, and
+    # its request times out.
+    receiver.hang([stuck], until_accepted=119)
+
+    result = sync(instance, warehouse, vivenu_api, receiver, requests_per_second=40, timeout_seconds=20, max_attempts=1)
+
+    assert result.success, failure_of(result).description
+    assert len(receiver.accepted_tickets()) == 120 and receiver.abandoned() == {}
+    assert receiver.max_in_any_second() <= 40
+    assert {row["attempts"] for row in ledger(warehouse).values()} == {1}
+
+
+class Killed(BaseException):
+    """The process dying: nothing after it runs in the sender's thread."""
+
+
+def test_a_run_killed_while_its_senders_wait_for_the_rate_limit_counts_only_what_was_sent(
+    warehouse: WarehouseResource, receiver: WebhookReceiver
+) -> None:
+    from ingest_platform.vivenu.delivery import DeliverySettings, deliver
+    from ingest_platform.vivenu.ledger import DeliveryLedger
+
+    tickets = make_tickets(EVENT, count=40, wrong_status=0, not_charity=0)
+    endpoint = f"{receiver.url}/ticket-created"
+    delivery_ledger = DeliveryLedger(
+        engine=warehouse.engine, region="PROD", event_id=EVENT, endpoint=endpoint, mode="prod", run_id="killed"
+    )
+    settings = DeliverySettings(
+        endpoint=endpoint,
+        mode="prod",
+        requests_per_second=20,
+        max_in_flight=4,
+        max_attempts=3,
+        timeout_seconds=10,
+        backoff_base_seconds=0.01,
+        backoff_cap_seconds=0.01,
+        headroom=0.01,
+        lease_seconds=5,
+    )
+
+    def sleep(seconds: float) -> None:
+        # Every sender that waits for its turn once five tickets are in dies there, as in a killed process.
+        if len(receiver.accepted) >= 5:
+            raise Killed
+        time.sleep(seconds)
+
+    with pytest.raises(Killed):
+        deliver(ledger=delivery_ledger, tickets=tickets, settings=settings, sleep=sleep)
+
+    sent = Counter(arrival.ticket_id for arrival in receiver.arrivals)
+    attempts = {ticket_id: row["attempts"] for ticket_id, row in ledger(warehouse).items()}
+    assert 5 <= sum(sent.values()) < 40
+    assert attempts == {ticket["_id"]: sent[ticket["_id"]] for ticket in tickets}
 
 
 def test_a_second_run_of_the_same_event_waits_for_the_lease(warehouse: WarehouseResource) -> None:

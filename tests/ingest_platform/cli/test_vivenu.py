@@ -71,7 +71,7 @@ def test_sync_prints_the_seeds_counts_and_its_run_shows_in_dagster(
 ) -> None:
     vivenu_api.events[EVENT] = make_tickets(EVENT, count=200, wrong_status=10, not_charity=40)
 
-    assert main(["vivenu", "sync", "prod", EVENT, *FAST]) == 0
+    assert main(["vivenu", "sync", "prod", EVENT, *FAST, "--timeout-seconds", "7.5"]) == 0
 
     captured = capsys.readouterr()
     out = captured.out
@@ -87,6 +87,7 @@ def test_sync_prints_the_seeds_counts_and_its_run_shows_in_dagster(
     assert run.job_name == "vivenu_sync_job"
     assert run.tags["dagster/partition"] == f"PROD:{EVENT}"
     assert run.tags["ingest_platform/started_by"] == "cli"
+    assert run.run_config["ops"]["vivenu__delivery__charity_webhooks"]["config"]["timeout_seconds"] == 7.5
     assert f"Dagster run {run.run_id}" in out
     assert len(receiver.accepted_tickets()) == 150
 
@@ -151,6 +152,30 @@ def test_pull_writes_the_seeds_files_for_the_owner_only_and_sends_nothing(
     assert receiver.arrivals == []
     (run,) = dg.DagsterInstance.get().get_runs()
     assert run.job_name == "vivenu_pull_job"
+
+
+@pytest.mark.parametrize(
+    ("mode", "warned"), [(0o755, True), (0o750, True), (0o700, False)], ids=["world-readable", "group", "private"]
+)
+def test_pull_into_an_existing_folder_leaves_its_mode_and_warns_when_others_can_read_it(
+    cli_env: dict[str, str],
+    vivenu_api: FakeVivenu,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    mode: int,
+    warned: bool,
+) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=3)
+    out_dir = tmp_path / "work"
+    out_dir.mkdir()
+    out_dir.chmod(mode)
+
+    assert main(["vivenu", "pull", "PROD", EVENT, "--output-dir", str(out_dir)]) == 0
+
+    assert stat.S_IMODE(out_dir.stat().st_mode) == mode  # `--output-dir .` or `~` must not lock the folder
+    assert stat.S_IMODE((out_dir / EVENT).stat().st_mode) == 0o700  # the folders it made are owner-only
+    printed = capsys.readouterr().out
+    assert (f"warning: {out_dir} is readable by other users" in printed) is warned
 
 
 def test_status_shows_the_regions_progress_from_the_ledger_without_personal_data(

@@ -31,13 +31,14 @@ def test_pages_until_total_with_bearer_key(vivenu_api: FakeVivenu) -> None:
     )
 
     assert sorted(ticket["_id"] for ticket in tickets) == sorted(ticket["_id"] for ticket in vivenu_api.events[EVENT])
+    # Each page from the second on starts with the previous page's last ticket, to see the list move under it.
     assert [request.params for request in vivenu_api.requests] == [
         {"event": EVENT, "top": "100", "skip": "0"},
-        {"event": EVENT, "top": "100", "skip": "100"},
-        {"event": EVENT, "top": "100", "skip": "200"},
+        {"event": EVENT, "top": "100", "skip": "99"},
+        {"event": EVENT, "top": "100", "skip": "198"},
     ]
     assert {request.authorization for request in vivenu_api.requests} == {f"Bearer {KEY}"}
-    assert pages == [(100, 250), (200, 250), (250, 250)]
+    assert pages == [(100, 250), (199, 250), (250, 250)]
 
 
 def test_page_size_up_to_the_api_maximum(vivenu_api: FakeVivenu) -> None:
@@ -49,17 +50,56 @@ def test_page_size_up_to_the_api_maximum(vivenu_api: FakeVivenu) -> None:
     assert [request.params["top"] for request in vivenu_api.requests] == ["1000"] * 3
 
 
-def test_a_ticket_seen_twice_while_the_list_shifts_is_kept_once(vivenu_api: FakeVivenu) -> None:
-    original = make_tickets(EVENT, count=300)
-    vivenu_api.events[EVENT] = list(original)
-    vivenu_api.shift_after_first_page(EVENT, {**original[0], "_id": "new-sale-during-paging"})
+def sold(ticket_id: str, like: dict) -> dict:
+    return {**like, "_id": ticket_id}
+
+
+# (page after which the list changes, positions removed, (position, new id) sold), for a list of 300 in pages of
+# 100; the first page ends at position 99.
+CHANGES = {
+    "cancellation before the page boundary": [(1, [5], [])],
+    "sale before the page boundary": [(1, [], [(0, "sold-1")])],
+    "cancellation and sale on two pages": [(1, [5], [(250, "sold-1")]), (2, [], [(0, "sold-2")])],
+    "cancellation then sale during the re-reading": [(2, [40], []), (3, [], [(10, "sold-1")])],
+    "cancellation beyond the boundary": [(1, [180], [])],
+    "sale beyond the boundary": [(1, [], [(180, "sold-1")])],
+    "cancellation of the boundary ticket": [(1, [99], [])],
+    "cancellation on the last page": [(3, [290], [])],
+}
+
+
+@pytest.mark.parametrize("changes", list(CHANGES.values()), ids=list(CHANGES))
+def test_a_list_that_changes_while_it_is_paged_is_read_again_until_a_pass_is_stable(
+    vivenu_api: FakeVivenu, changes: list
+) -> None:
+    before = make_tickets(EVENT, count=300)
+    vivenu_api.events[EVENT] = list(before)
+    for page, removed_positions, sales in changes:
+        vivenu_api.change_after_page(
+            EVENT,
+            page,
+            remove=[before[position]["_id"] for position in removed_positions],
+            insert=[(position, sold(ticket_id, before[0])) for position, ticket_id in sales],
+        )
 
     tickets = resource(vivenu_api).fetch_tickets(region="PROD", event_id=EVENT)
 
     ids = [ticket["_id"] for ticket in tickets]
-    assert len(ids) == len(set(ids)) == 300
-    assert set(ids) == {ticket["_id"] for ticket in original}
-    assert len(vivenu_api.requests) == 4  # the shifted list is one longer: one more page
+    after = {ticket["_id"] for ticket in vivenu_api.events[EVENT]}
+    assert len(ids) == len(set(ids))
+    assert {ticket["_id"] for ticket in before} & after <= set(ids)  # nothing that exists throughout is skipped
+    assert set(ids) == after  # one consistent reading: what Vivenu has once the pull is done
+
+
+def test_a_list_that_never_settles_fails_clearly(vivenu_api: FakeVivenu) -> None:
+    before = make_tickets(EVENT, count=300)
+    vivenu_api.events[EVENT] = list(before)
+    for page in range(1, 20):
+        vivenu_api.change_after_page(EVENT, page, insert=[(0, sold(f"sold-{page}", before[0]))])
+
+    with pytest.raises(VivenuError, match="ticket list changed during each of 3 passes"):
+        resource(vivenu_api, max_passes=3).fetch_tickets(region="PROD", event_id=EVENT)
+    assert len(vivenu_api.requests) == 6  # two pages a pass: the second sees the list moved
 
 
 def test_an_event_without_tickets_is_an_empty_success(vivenu_api: FakeVivenu) -> None:
@@ -80,7 +120,7 @@ def test_429_waits_for_retry_after_and_5xx_is_retried(vivenu_api: FakeVivenu) ->
 
 def test_a_timed_out_page_is_asked_again(vivenu_api: FakeVivenu) -> None:
     vivenu_api.events[EVENT] = make_tickets(EVENT, count=10)
-    vivenu_api.hang_next(1, seconds=1.0)
+    vivenu_api.hang_next(1)
 
     tickets = resource(vivenu_api, read_timeout_seconds=0.2).fetch_tickets(region="PROD", event_id=EVENT)
 

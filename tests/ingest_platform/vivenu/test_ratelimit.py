@@ -70,28 +70,45 @@ def test_no_second_at_the_receiver_ever_holds_more_than_the_rate(rate: float, in
             clock.now = min(due for _, due in open_requests)
             answer_due()
         permit = limiter.acquire()
-        latency = chance.choice([0.001, 0.002, 0.05, 0.3])
+        latency = chance.choice([0.001, 0.002, 0.05, 0.3, 0.3, 4.0])  # and now and then one that hangs
         arrivals.append(permit.started + chance.uniform(0, latency))
         open_requests.append((permit, permit.started + latency))
 
     assert most_in_any_second(arrivals) <= max(1, int(rate))
 
 
-def test_an_unanswered_request_holds_back_the_one_a_window_later() -> None:
+def test_a_hung_request_holds_only_its_own_slot_and_the_others_go_on() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
-    hanging = limiter.acquire()
-    with limiter.request():
-        pass
+    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
+    hung = limiter.acquire()
 
-    def answer_after_three_seconds() -> None:
-        if hanging.finished is None and clock.now >= 103.0:
+    def never_forever() -> None:
+        assert clock.now < 1_000, "the other requests waited for the hung one"
+
+    clock.on_sleep = never_forever
+    others = []
+    for _ in range(30):
+        with limiter.request() as permit:
+            others.append(permit.started)
+
+    assert hung.finished is None
+    assert most_in_any_second(others) == 3  # the hung request may still reach the receiver in any of them
+    assert most_in_any_second([hung.started, *others]) <= 4
+
+
+def test_below_one_a_second_an_unanswered_request_holds_back_the_next_until_a_window_after_its_answer() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)
+    hanging = limiter.acquire()
+
+    def answer_after_five_seconds() -> None:
+        if hanging.finished is None and clock.now >= 105.0:
             limiter.finish(hanging)
 
-    clock.on_sleep = answer_after_three_seconds
-    third = limiter.acquire()
+    clock.on_sleep = answer_after_five_seconds
+    second = limiter.acquire()
 
-    assert third.started >= hanging.finished + limiter.window
+    assert second.started >= hanging.finished + limiter.window
 
 
 def test_after_a_stall_it_resumes_the_steady_pace_without_a_burst() -> None:

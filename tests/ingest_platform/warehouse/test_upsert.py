@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.errors import UnstorableValue
 from ingest_platform.warehouse.result import UpsertResult
-from ingest_platform.warehouse.tables import events
+from ingest_platform.warehouse.tables import events, landing_ledger
 
 KEY = ["source_id", "external_id"]
 START = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
@@ -139,8 +139,97 @@ def test_a_refused_row_raises_the_first_error_naming_the_column(warehouse, row: 
 
 
 def test_an_index_row_too_large_surfaces_as_itself_on_postgresql(pg_warehouse) -> None:
+    # The ledger's key has no length check (the intake tables' keys have one, migration 0006), so the btree's own
+    # limit is what refuses it.
     with pytest.raises(sa.exc.OperationalError) as raised:
         # Random, so that the index cannot compress it below its limit.
-        key = "".join(random.Random(3).choices(string.ascii_letters, k=3_000))
-        pg_warehouse.upsert(table=events, rows=[event(key)], key=KEY)
+        name = "".join(random.Random(3).choices(string.ascii_letters, k=3_000))
+        pg_warehouse.upsert(
+            table=landing_ledger, rows=[{"stream": "s", "file_name": name, "rows": 1}], key=["stream", "file_name"]
+        )
     assert raised.value.orig.pgcode == "54000"
+
+
+def test_a_mixed_reload_counts_new_changed_and_unchanged_rows_exactly(warehouse: WarehouseResource) -> None:
+    warehouse.upsert(table=events, rows=[event(f"e{i}") for i in range(8)], key=KEY)
+    reload = [event(f"e{i}", title="Renamed") if i < 3 else event(f"e{i}") for i in range(8)] + [
+        event("new-1"),
+        event("new-2"),
+    ]
+
+    assert warehouse.upsert(table=events, rows=reload, key=KEY) == UpsertResult(inserted=2, updated=3, unchanged=5)
+    assert warehouse.upsert(table=events, rows=reload, key=KEY) == UpsertResult(unchanged=10)
+    assert {row["title"] for name, row in stored(warehouse).items() if name in ("e0", "e1", "e2")} == {"Renamed"}
+
+
+def row_versions(warehouse: WarehouseResource) -> dict[str, tuple[str, str, str]]:
+    """Each row's physical version: where it lives, which transaction wrote it and which one last locked or
+    replaced it (xmax stays 0 until a transaction locks or updates the row)."""
+    with warehouse.engine.connect() as connection:
+        return {
+            external_id: (ctid, xmin, xmax)
+            for external_id, ctid, xmin, xmax in connection.exec_driver_sql(
+                "SELECT external_id, ctid::text, xmin::text, xmax::text FROM events"
+            )
+        }
+
+
+def test_an_unchanged_reload_on_postgresql_writes_no_row_version_and_locks_nothing(
+    pg_warehouse: WarehouseResource,
+) -> None:
+    rows = [event(f"e{i}") for i in range(50)]
+    pg_warehouse.upsert(table=events, rows=rows, key=KEY)
+    versions = row_versions(pg_warehouse)
+    assert {xmax for _, _, xmax in versions.values()} == {"0"}
+
+    with pg_warehouse.engine.connect() as holder, pg_warehouse.begin() as loader:
+        # Another transaction holds a row; a load that locked the rows it did not change would wait for it.
+        holder.exec_driver_sql("BEGIN")
+        holder.exec_driver_sql("SELECT 1 FROM events WHERE external_id = 'e7' FOR UPDATE")
+        loader.exec_driver_sql("SET LOCAL lock_timeout = '1ms'")
+        result = pg_warehouse.upsert(table=events, rows=rows, key=KEY, connection=loader)
+        holder.exec_driver_sql("ROLLBACK")
+
+    assert result == UpsertResult(unchanged=50)
+    after = row_versions(pg_warehouse)
+    locked_by_the_holder = after.pop("e7")
+    assert locked_by_the_holder[:2] == versions.pop("e7")[:2]
+    assert after == versions
+
+
+def test_only_the_changed_rows_get_a_new_version_on_postgresql(pg_warehouse: WarehouseResource) -> None:
+    pg_warehouse.upsert(table=events, rows=[event(f"e{i}") for i in range(20)], key=KEY)
+    versions = row_versions(pg_warehouse)
+
+    result = pg_warehouse.upsert(
+        table=events,
+        rows=[event(f"e{i}", title="Renamed") if i % 10 == 0 else event(f"e{i}") for i in range(20)],
+        key=KEY,
+    )
+
+    assert result == UpsertResult(updated=2, unchanged=18)
+    after = row_versions(pg_warehouse)
+    assert sorted(name for name in after if after[name] != versions[name]) == ["e0", "e10"]
+
+
+def test_the_copy_text_is_streamed_as_bytes_a_chunk_at_a_time() -> None:
+    from ingest_platform.warehouse.upsert import CopyStream
+
+    columns = ["external_id", "title", "categories"]
+    consumed = 0
+
+    def rows():
+        nonlocal consumed
+        for index in range(20_000):
+            consumed += 1
+            yield {"external_id": f"e{index}", "title": "Zirkus 🎪\tzelt", "categories": ["a\nb"]}
+
+    stream = CopyStream(rows(), columns, [events.c[name].type for name in columns])
+    first = stream.read(1 << 16)
+
+    assert isinstance(first, bytes) and len(first) == 1 << 16
+    assert consumed < 5_000  # encoded as psycopg2 asks, not the whole batch up front
+    assert first.startswith('e0\tZirkus 🎪\\tzelt\t["a\\\\nb"]\ne1\t'.encode())
+    rest = b"".join(iter(lambda: stream.read(1 << 16), b""))
+    assert consumed == 20_000
+    assert (first + rest).count(b"\n") == 20_000
