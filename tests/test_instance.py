@@ -19,7 +19,10 @@ def test_without_the_pools_block_both_browser_runs_start() -> None:
 def test_dagster_yaml_gives_pools_one_slot_monitors_runs_and_retries_only_runs_that_died() -> None:
     config = yaml.safe_load(PROJECT_DAGSTER_YAML.read_text())
     assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
-    assert "tag_concurrency_limits" not in config["concurrency"]["runs"], "the browser pool replaced the run tag"
+    # The browser pool replaced the browser run tag; the one tag limit left keeps the rollups to one run at a time.
+    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == [
+        {"key": "ingest_platform/rollup", "value": "app", "limit": 1}
+    ]
     assert config["run_monitoring"]["enabled"] is True, "dagster/max_runtime needs run monitoring"
     assert config["run_retries"]["enabled"] is True
     assert config["run_retries"]["retry_on_asset_or_op_failure"] is False

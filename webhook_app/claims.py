@@ -228,8 +228,8 @@ class SqliteClaimStore:
         thread's)."""
         if self._flock_fd is None or self._flock_pid != os.getpid():
             # A worker forked from a process that held one opens its own: a shared descriptor is a shared lock.
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._flock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            make_private_dirs(self.path.parent)
+            self._flock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
             self._flock_pid = os.getpid()
         fcntl.flock(self._flock_fd, fcntl.LOCK_EX)
         try:

@@ -59,7 +59,7 @@ POISONS = {
     "bigtop-3000-char-key": Poison(
         bigtop_pushed_events,
         _bigtop(external_id=RANDOM_KEY),
-        ("23514", "ck_events_external_id_length"),
+        ("ck_events_external_id_length",),
         ("postgresql", "sqlite"),
     ),
     "bigtop-timestamp-overflow": Poison(
