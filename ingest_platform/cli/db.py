@@ -4,14 +4,18 @@ import argparse
 
 from ingest_platform import settings
 from ingest_platform.resources.warehouse import create_engine
-from ingest_platform.warehouse.migrate import current_revisions, upgrade
+from ingest_platform.warehouse.migrate import current_revisions, revision_history, upgrade
 
 
 def register(groups: argparse._SubParsersAction) -> None:
     parser = groups.add_parser("db", help="warehouse schema (Alembic migrations)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("upgrade", help="apply pending migrations (idempotent)").set_defaults(handler=_upgrade)
-    commands.add_parser("current", help="print the schema revision").set_defaults(handler=_current)
+    commands.add_parser(
+        "upgrade", help="create the warehouse's tables or bring them up to date (safe to run again)"
+    ).set_defaults(handler=_upgrade)
+    commands.add_parser(
+        "current", help="show the schema versions the warehouse is at, what each brought, and what is pending"
+    ).set_defaults(handler=_current)
 
 
 def _upgrade(_args: argparse.Namespace) -> int:
@@ -23,5 +27,11 @@ def _upgrade(_args: argparse.Namespace) -> int:
 
 
 def _current(_args: argparse.Namespace) -> int:
-    print(", ".join(current_revisions(create_engine(settings.database_url()))) or "empty (no migrations applied)")
+    engine = create_engine(settings.database_url())
+    applied = set(current_revisions(engine))
+    print(f"warehouse {engine.url.render_as_string(hide_password=True)}")
+    if not applied:
+        print("empty: no migration applied yet; `ingest-platform db upgrade` creates the tables")
+    for revision, summary, state in revision_history(applied):
+        print(f"  {revision}  {state:<9}  {summary}")
     return 0

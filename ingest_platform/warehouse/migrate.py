@@ -27,6 +27,22 @@ def alembic_config(connection: sa.Connection | None = None) -> "Config":
     return config
 
 
+def revision_history(applied: set[str]) -> list[tuple[str, str, str]]:
+    """Every migration, oldest first: its revision, the first line of its description, and whether it is applied
+    (`applied`, the database's current heads, and everything below them) or `pending`."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    below_applied = {
+        ancestor.revision for head in applied for ancestor in script.iterate_revisions(head, "base") if ancestor
+    }
+    history = []
+    for migration in reversed(list(script.walk_revisions())):
+        summary = (migration.doc or "").strip().splitlines()[0] if migration.doc else ""
+        history.append((migration.revision, summary, "applied" if migration.revision in below_applied else "pending"))
+    return history
+
+
 def upgrade(engine: sa.Engine, revision: str = "heads") -> None:
     """Bring the warehouse schema to `revision`; a no-op when it is already there.
 
