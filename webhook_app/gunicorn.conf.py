@@ -96,13 +96,13 @@ class AccessLogger(Logger):
     duration and keyed IP hash. Only these atoms exist, so no `--access-logformat` can bring back the peer
     address (`%(h)s`), the request line or query string (`%(r)s`, `%(U)s`, `%(q)s`) or a header (`%({…}i)s`)."""
 
-    def atoms(self, resp, req, environ, request_time):
-        fields = environ.get(ACCESS_FIELDS) or {}
+    def atoms(self, resp, req, wsgi_env, request_time):
+        fields = wsgi_env.get(ACCESS_FIELDS) or {}
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
         return {
             "t": self.now(),
             "request_id": fields.get("request_id", "-"),
-            "m": environ.get("REQUEST_METHOD", "-"),
+            "m": wsgi_env.get("REQUEST_METHOD", "-"),
             "route": fields.get("route", "-"),
             "s": status,
             "B": getattr(resp, "sent", None) or 0,

@@ -1,6 +1,8 @@
 """Bad input on the three intake endpoints: the right status and error code, the field named, nothing landed."""
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,12 @@ def _stripe_event(**changes: Any) -> dict[str, Any]:
 
 def _signed(payload: Any, **kwargs: Any) -> tuple[str, dict[str, str]]:
     return fake_stripe.signed(payload, kwargs.pop("secret", STRIPE_SECRET), **kwargs)
+
+
+def _signed_when_sent(payload: Any, **kwargs: Any) -> Callable[[], tuple[str, dict[str, str]]]:
+    """Signed when the test sends it: a signature made while the cases are collected can be older than Stripe's
+    300 s tolerance by the time a long suite reaches the case."""
+    return functools.partial(_signed, payload, **kwargs)
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
@@ -451,7 +459,7 @@ CASES = {
     "stripe-secret-unset": (
         "POST",
         "/ingest/stripe/webhook",
-        _signed(_stripe_event()),
+        _signed_when_sent(_stripe_event()),
         {"STRIPE_WEBHOOK_SECRET": None},
         503,
         "stripe_disabled",
@@ -469,7 +477,7 @@ CASES = {
     "stripe-wrong-secret": (
         "POST",
         "/ingest/stripe/webhook",
-        _signed(_stripe_event(), secret="whsec_other"),
+        _signed_when_sent(_stripe_event(), secret="whsec_other"),
         {},
         400,
         "invalid_signature",
@@ -478,7 +486,7 @@ CASES = {
     "stripe-stale-signature": (
         "POST",
         "/ingest/stripe/webhook",
-        _signed(_stripe_event(), timestamp=1_700_000_000),
+        _signed_when_sent(_stripe_event(), timestamp=1_700_000_000),
         {},
         400,
         "invalid_signature",
@@ -505,7 +513,7 @@ CASES = {
     "stripe-signed-malformed-json": (
         "POST",
         "/ingest/stripe/webhook",
-        _signed('{"id": "evt_1",'),
+        _signed_when_sent('{"id": "evt_1",'),
         {},
         400,
         "malformed_json",
@@ -514,7 +522,7 @@ CASES = {
     "stripe-signed-not-an-event": (
         "POST",
         "/ingest/stripe/webhook",
-        _signed({"id": "evt_1", "type": "x"}),
+        _signed_when_sent({"id": "evt_1", "type": "x"}),
         {},
         422,
         "validation_failed",
@@ -523,7 +531,7 @@ CASES = {
     "stripe-signed-bad-event-id": (
         "POST",
         "/ingest/stripe/webhook",
-        _signed(_stripe_event(id="pi_123")),
+        _signed_when_sent(_stripe_event(id="pi_123")),
         {},
         422,
         "validation_failed",
@@ -541,7 +549,7 @@ CASES = {
     "stripe-body-too-large": (
         "POST",
         "/ingest/stripe/webhook",
-        _signed(_stripe_event(padding="x" * 4096)),
+        _signed_when_sent(_stripe_event(padding="x" * 4096)),
         {"MAX_CONTENT_LENGTH": 1024},
         413,
         "request_entity_too_large",
@@ -557,7 +565,7 @@ def test_bad_input_is_refused_and_lands_nothing(
     data_dir: Path, method, path, request_parts, config, status, error, field
 ) -> None:
     landing_dir = data_dir / "landing"
-    body, headers = request_parts
+    body, headers = request_parts() if callable(request_parts) else request_parts
     client = make_app(landing_dir, **config).test_client()
 
     response = client.open(path, method=method, data=body, headers=headers)

@@ -50,8 +50,8 @@ def graphql_url(tmp_path_factory: pytest.TempPathFactory, output_dir: Path) -> I
         yield url
 
 
-@pytest.fixture
-def client(graphql_url: str) -> FlaskClient:
+def cron_client(graphql_url: str) -> FlaskClient:
+    """The webhook app with the cron secret, driving the Dagster at `graphql_url`."""
     app = create_app(
         {
             "TESTING": True,
@@ -65,6 +65,11 @@ def client(graphql_url: str) -> FlaskClient:
         }
     )
     return app.test_client()
+
+
+@pytest.fixture
+def client(graphql_url: str) -> FlaskClient:
+    return cron_client(graphql_url)
 
 
 def run_count(graphql_url: str) -> int:

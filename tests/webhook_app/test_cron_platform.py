@@ -13,11 +13,8 @@ from flask.testing import FlaskClient
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.tables import app_events
 from tests.dagster_webserver import REPO_ROOT, dagster_webserver
-from webhook_app import create_app
+from tests.webhook_app.test_cron import HEADERS, cron_client
 from webhook_app.dagster_api import WORKSPACE_QUERY
-
-SECRET = "cron-secret-for-platform-tests-0123"
-HEADERS = {"x-cron-secret": SECRET}
 
 
 def _rollup_job_loaded(response: dict) -> bool:
@@ -63,17 +60,7 @@ def graphql_url(data_home: Path) -> Iterator[str]:
 
 @pytest.fixture
 def client(graphql_url: str) -> FlaskClient:
-    app = create_app(
-        {
-            "TESTING": True,
-            "CRON_SECRET": SECRET,
-            "DAGSTER_GRAPHQL_URL": graphql_url,
-            "CRON_POLL_SECONDS": 0.2,
-            "CRON_WAIT_SECONDS": 240,
-            "DAGSTER_TIMEOUT_SECONDS": 60,
-        }
-    )
-    return app.test_client()
+    return cron_client(graphql_url)
 
 
 def test_a_rollup_of_the_real_assets_reports_each_days_figures(client: FlaskClient) -> None:
