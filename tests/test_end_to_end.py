@@ -28,13 +28,22 @@ def batch(run_id: str, count: int, title: str = "Trivia") -> dict:
     }
 
 
-def sensor_requests(landing: LandingZoneResource, cursor: str | None) -> dg.SensorResult:
-    """Tick the sensor until the just-landed files have settled (a couple of seconds)."""
-    deadline = time.monotonic() + 10
+def sensor_requests(
+    landing: LandingZoneResource, cursor: str | None, *, files: int = 1, within_s: float = 30
+) -> dg.SensorResult:
+    """Tick the sensor until it requests at least `files` landed files, i.e. until they have settled (a couple of
+    seconds; on a busy machine the last file may settle a tick after the others), or `within_s` has passed."""
+    deadline = time.monotonic() + within_s
     while True:
         with dg.build_sensor_context(cursor=cursor, resources={"landing": landing}) as context:
             result = bigtop_landing_sensor(context)
-        if result.run_requests or time.monotonic() > deadline:
+        requested = [
+            name
+            for request in result.run_requests
+            for op in request.run_config["ops"].values()
+            for name in op["config"]["files"]
+        ]
+        if len(requested) >= files or time.monotonic() > deadline:
             return result
         time.sleep(0.25)
 
@@ -55,7 +64,7 @@ def test_pushed_batches_reach_postgresql_once(pg_warehouse, postgres_url, tmp_pa
     assert rejected.status_code == 422
 
     landing = LandingZoneResource(landing_dir=str(landing_dir))
-    result = sensor_requests(landing, cursor=None)
+    result = sensor_requests(landing, cursor=None, files=3)
     assert len(result.run_requests) == 1
     (request,) = result.run_requests
     job = defs.resolve_job_def("bigtop_push_load_job")
@@ -64,7 +73,8 @@ def test_pushed_batches_reach_postgresql_once(pg_warehouse, postgres_url, tmp_pa
             run_config=request.run_config, partition_key=request.partition_key, instance=instance
         )
         assert run.success
-        assert not sensor_requests(landing, cursor=result.cursor).run_requests, "no file is requested twice"
+        # Every file has settled by now: a tick or two would show any file requested again.
+        assert not sensor_requests(landing, cursor=result.cursor, within_s=2).run_requests, "no file is requested twice"
         # Replaying the same run (a retry) loads nothing twice.
         assert job.execute_in_process(
             run_config=request.run_config, partition_key=request.partition_key, instance=instance
