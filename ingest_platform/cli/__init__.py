@@ -16,6 +16,12 @@ GROUPS = {
 }
 
 
+def add_command(commands: argparse._SubParsersAction, name: str, summary: str, **options) -> argparse.ArgumentParser:
+    """A command (or group) whose one-line summary is both its entry in the list and the start of its own help."""
+    options.setdefault("description", summary[0].upper() + summary[1:] + ".")
+    return commands.add_parser(name, help=summary, **options)
+
+
 def build_parser(group: str | None = None) -> argparse.ArgumentParser:
     """The parser with every group listed and `group`'s commands (all groups' when None) registered."""
     parser = argparse.ArgumentParser(prog="ingest-platform", description=__doc__)
@@ -24,7 +30,7 @@ def build_parser(group: str | None = None) -> argparse.ArgumentParser:
         if group is None or name == group:
             importlib.import_module(f"ingest_platform.cli.{name}").register(groups)
         else:
-            groups.add_parser(name, help=help_text)
+            add_command(groups, name, help_text)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`ingest-platform app …`: operator tools of the Ingest Service intake (seed 003)."""
+"""`ingest-platform app …`: operator tools of the Ingest Service intake."""
 
 import argparse
 import hashlib
@@ -12,29 +12,32 @@ from pathlib import Path
 import httpx
 import stripe
 
+from ingest_platform.cli import GROUPS, add_command
+
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8080/ingest/stripe/webhook"
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("app", help="Ingest Service intake (app events, Stripe, crawl, rules) and search")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = add_command(groups, "app", GROUPS["app"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ip_hash = commands.add_parser(
-        "ip-hash", help="the keyed hash stored for a client IP (INGEST_IP_HASH_SECRET), to find its events"
+    ip_hash = add_command(
+        commands, "ip-hash", "print the keyed hash stored for a client IP (INGEST_IP_HASH_SECRET), to find its events"
     )
-    ip_hash.add_argument("ip")
+    ip_hash.add_argument("ip", help="the client's IP address, IPv4 or IPv6")
     ip_hash.set_defaults(handler=_ip_hash)
 
-    send = commands.add_parser(
+    send = add_command(
+        commands,
         "send-stripe-event",
-        help="sign a Stripe event JSON file with STRIPE_WEBHOOK_SECRET as Stripe does and POST it (local testing)",
+        "sign a Stripe event JSON file with STRIPE_WEBHOOK_SECRET as Stripe does and POST it (local testing)",
     )
     send.add_argument("file", type=Path, help="the event as Stripe would send it")
     send.add_argument("--url", default=DEFAULT_WEBHOOK_URL, help=f"webhook endpoint (default {DEFAULT_WEBHOOK_URL})")
     send.set_defaults(handler=_send_stripe_event)
 
-    search = commands.add_parser(
-        "search", help="query the rules and crawl items search index (app/search/rules_index), best match first"
+    search = add_command(
+        commands, "search", "search the rules and crawled items (the app/search/rules_index index), best match first"
     )
     search.add_argument("terms", help="words that must all match (title, tags, summary)")
     search.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")

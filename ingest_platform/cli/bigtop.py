@@ -1,4 +1,4 @@
-"""`ingest-platform bigtop push`: the local→production bridge of seed 000.
+"""`ingest-platform bigtop push`: collect the venue's events on this machine and push them to production.
 
 Collects (the Big Top collector asset, through Dagster), then pushes the source's events of the local warehouse to
 production in batches. `--dry-run` collects with the same options and prints what would be sent, writing and posting
@@ -32,6 +32,7 @@ from ingest_platform.bigtop.push import (
     select_local_events,
     validate_batch_size,
 )
+from ingest_platform.cli import GROUPS, add_command
 from ingest_platform.jobs.bigtop import bridge_instance, collect, collect_without_writing
 from ingest_platform.resources.browser import DEBIAN_CHROMIUM
 from ingest_platform.resources.warehouse import engine_for
@@ -41,11 +42,12 @@ EXIT_CANNOT_START = 2
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("bigtop", help="Big Top: the local→production bridge")
-    commands = parser.add_subparsers(dest="command", required=True)
-    push = commands.add_parser(
+    parser = add_command(groups, "bigtop", GROUPS["bigtop"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    push = add_command(
+        commands,
         "push",
-        help="collect Big Top events locally, then push them to production",
+        "collect Big Top events locally, then push them to production",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -53,7 +55,12 @@ def register(groups: argparse._SubParsersAction) -> None:
     push.add_argument(
         "--token", help="bearer token (default: $BIGTOP_INGEST_TOKEN; prefer the variable, argv is visible to ps)"
     )
-    push.add_argument("--source-id", type=_positive_int, default=BIGTOP_SOURCE_ID, help="source id (default: 5)")
+    push.add_argument(
+        "--source-id",
+        type=_positive_int,
+        default=BIGTOP_SOURCE_ID,
+        help="the Big Top source's id in production (default: 5)",
+    )
     push.add_argument("--limit", type=_positive_int, help="collect and push at most this many events, soonest first")
     push.add_argument(
         "--batch-size",
@@ -66,11 +73,11 @@ def register(groups: argparse._SubParsersAction) -> None:
         action="store_true",
         help="collect events starting from now and push those that have not ended yet",
     )
-    collecting = push.add_argument_group("collecting (the collector's options; unset: bigtop_collect_job's defaults)")
+    collecting = push.add_argument_group("collecting (unset: the same defaults as the scheduled collection)")
     collecting.add_argument(
         "--delay",
         type=_seconds,
-        help="seconds between .ics requests to the venue's site, 0 allowed (default: 0.25, the seed's)",
+        help="seconds between .ics requests to the venue's site, 0 allowed (default: 0.25)",
     )
     collecting.add_argument("--site-url", help=f"the venue's site (default: {DEFAULT_BASE_URL})")
     collecting.add_argument(

@@ -3,18 +3,19 @@
 import argparse
 
 from ingest_platform import settings
+from ingest_platform.cli import GROUPS, add_command
 from ingest_platform.resources.warehouse import create_engine
 from ingest_platform.warehouse.migrate import current_revisions, revision_history, upgrade
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("db", help="warehouse schema (Alembic migrations)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "upgrade", help="create the warehouse's tables or bring them up to date (safe to run again)"
+    parser = add_command(groups, "db", GROUPS["db"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_command(
+        commands, "upgrade", "create the warehouse's tables or bring them up to date (safe to run again)"
     ).set_defaults(handler=_upgrade)
-    commands.add_parser(
-        "current", help="show the schema versions the warehouse is at, what each brought, and what is pending"
+    add_command(
+        commands, "current", "show the schema versions the warehouse is at, what each brought, and what is pending"
     ).set_defaults(handler=_current)
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from ingest_platform.cli import GROUPS, add_command
 from ingest_platform.resources.elasticsearch import URL_ENV
 from ingest_platform.schedules.rtarf import (
     ENABLED_ENV,
@@ -21,16 +22,20 @@ from ingest_platform.schedules.rtarf import (
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("rtarf", help="RTARF events from Elasticsearch")
-    commands = parser.add_subparsers(dest="command", required=True)
-    sync = commands.add_parser("sync", help="sync one UTC day in this process (the run is recorded in Dagster)")
+    parser = add_command(groups, "rtarf", GROUPS["rtarf"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sync = add_command(
+        commands, "sync", "copy one UTC day of events from Elasticsearch now (the run shows in the Dagster UI)"
+    )
     sync.add_argument("--day", type=_day, help="UTC day, YYYY-MM-DD (default: today)")
     sync.add_argument("--full-day", action="store_true", help="re-read the whole day even if it is today")
-    sync.add_argument("--page-size", type=int, help="documents per search_after page")
+    sync.add_argument("--page-size", type=int, help="documents read from Elasticsearch per request")
     sync.set_defaults(handler=_sync)
-    commands.add_parser("schedule", help=f"check {INTERVAL_ENV}, {ENABLED_ENV} and {LOOKBACK_ENV}").set_defaults(
-        handler=_schedule
-    )
+    add_command(
+        commands,
+        "schedule",
+        f"check the sync schedule's settings ({INTERVAL_ENV}, {ENABLED_ENV}, {LOOKBACK_ENV}) and say what they mean",
+    ).set_defaults(handler=_schedule)
 
 
 def _day(text: str) -> date:

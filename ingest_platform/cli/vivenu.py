@@ -1,4 +1,4 @@
-"""`ingest-platform vivenu …`: seed 002's commands (sync, sync --test, pull, status) as Dagster runs.
+"""`ingest-platform vivenu …`: pull an event's tickets, send the charity ones to the webhook, show progress.
 
 Runs execute in this process against the persistent Dagster instance (`DAGSTER_HOME`, else
 `<data dir>/dagster_home`, the one `scripts/run` serves), so they show in the Dagster UI like any other run.
@@ -15,6 +15,7 @@ import dagster as dg
 
 from ingest_platform import settings
 from ingest_platform.assets.vivenu import SEED_SPACING_SECONDS, vivenu_charity_webhooks, vivenu_events, vivenu_tickets
+from ingest_platform.cli import GROUPS, add_command
 from ingest_platform.resources.vivenu import (
     DEV_REGION,
     VivenuError,
@@ -33,10 +34,10 @@ CLI_TAGS = {"ingest_platform/started_by": "cli"}
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("vivenu", help="Vivenu charity-ticket sync (pull, deliver, progress)")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = add_command(groups, "vivenu", GROUPS["vivenu"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sync = commands.add_parser("sync", help="pull an event's tickets and send the charity ones to the webhook")
+    sync = add_command(commands, "sync", "pull an event's tickets and send the charity ones to the webhook")
     sync.add_argument("region", nargs="?", help=f"e.g. PROD, ITALY, DACH (with --test: default {DEV_REGION})")
     sync.add_argument("event_id", nargs="?", help=f"Vivenu event id (with --test: default {TEST_EVENT_ID})")
     sync.add_argument("--test", action="store_true", help="send one ticket to the test endpoint (mode 'test')")
@@ -44,9 +45,11 @@ def register(groups: argparse._SubParsersAction) -> None:
         "--rate",
         type=float,
         default=1 / SEED_SPACING_SECONDS,
-        help=f"webhook requests per second (default one every {SEED_SPACING_SECONDS} s, as the seed)",
+        help=f"webhook requests per second (default: one every {SEED_SPACING_SECONDS} s)",
     )
-    sync.add_argument("--max-in-flight", type=int, default=2, help="requests awaiting an answer at once")
+    sync.add_argument(
+        "--max-in-flight", type=int, default=2, help="most webhook requests awaiting an answer at once (default 2)"
+    )
     sync.add_argument(
         "--timeout-seconds",
         type=float,
@@ -62,15 +65,20 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     sync.set_defaults(handler=_sync)
 
-    pull = commands.add_parser("pull", help="pull an event's tickets and write them to files; no webhook")
-    pull.add_argument("region")
-    pull.add_argument("event_id")
-    pull.add_argument("--output-dir", type=Path, default=Path("purchased_tickets"), help="default ./purchased_tickets")
+    pull = add_command(commands, "pull", "pull an event's tickets and write them to files; send nothing")
+    pull.add_argument("region", help="the Vivenu region whose API key is used, e.g. PROD, ITALY, DACH")
+    pull.add_argument("event_id", help="Vivenu event id")
+    pull.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("purchased_tickets"),
+        help="folder the ticket files are written to (default: ./purchased_tickets)",
+    )
     pull.add_argument("--page-size", type=int, default=None, help="tickets per Vivenu page (1-1000)")
     pull.set_defaults(handler=_pull)
 
-    status = commands.add_parser("status", help="a region's progress from the delivery ledger")
-    status.add_argument("region")
+    status = add_command(commands, "status", "show how far a region's ticket deliveries have got")
+    status.add_argument("region", help="the Vivenu region, e.g. PROD, ITALY, DACH")
     status.add_argument("--json", action="store_true", help="print the progress as JSON")
     status.set_defaults(handler=_status)
 
