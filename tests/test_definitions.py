@@ -80,6 +80,7 @@ def specs(definitions: dg.Definitions) -> dict[str, Any]:
             "tags": dict(sorted(job.tags.items())),
             "pools": sorted({op.pool for op in job.graph.iterate_op_defs() if op.pool}),
             "partitions": partitions_spec(job.partitions_def),
+            "executor": job.executor_def.name,
         }
     schedules = {
         schedule.name: {

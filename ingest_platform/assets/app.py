@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from ingest_platform.app.documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, RULES_STREAM, STRIPE_STREAM
-from ingest_platform.assets.landing import build_landing_check
+from ingest_platform.assets.landing import LANDING_LOAD_EXECUTOR, build_landing_check
 from ingest_platform.loading import LandingBatchConfig
 from ingest_platform.partitions import event_daily, landed_daily
 from ingest_platform.resources.app import AppRollupResource
@@ -135,6 +135,7 @@ app_load_jobs = {
         f"app_{asset.key.path[-1]}_load_job",
         selection=[asset],
         description=f"Loads landed {stream!r} files; requested by its landing sensor.",
+        executor_def=LANDING_LOAD_EXECUTOR,
     )
     for stream, asset in APP_LANDING_ASSETS.items()
 }

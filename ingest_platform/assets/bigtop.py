@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import dagster as dg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from ingest_platform.assets.landing import build_landing_check
+from ingest_platform.assets.landing import LANDING_LOAD_EXECUTOR, build_landing_check
 from ingest_platform.bigtop.challenge import ChallengeError
 from ingest_platform.bigtop.collector import (
     BIGTOP_SOURCE_ID,
@@ -99,6 +99,7 @@ bigtop_push_load_job = dg.define_asset_job(
     "bigtop_push_load_job",
     selection=[bigtop_pushed_events],
     description="Loads landed Big Top push batches; requested by bigtop_landing_sensor.",
+    executor_def=LANDING_LOAD_EXECUTOR,
 )
 
 

@@ -1,12 +1,15 @@
 """The landing sensor every push stream uses: new files → batched, partitioned run requests, and a reconciliation
 that asks again for every file left in the inbox, so that no file waits on anyone acting.
 
-The cursor is an optimisation, not the guarantee (ARCHITECTURE principle 8). It holds the newest file name
-requested, and names are wall-clock nanoseconds, so a file can land below it: a replica whose clock is behind, an
-NTP step, a writer that stalled before its rename. Runs fail too (the warehouse down through every retry), and
-daemons restart. Hence each tick, from the same scan of the inbox:
+The cursor is an optimisation, not the guarantee (ARCHITECTURE principle 8). It holds the newest settled file name
+requested (settled: named longer ago than the settle window, the time a writer may take from naming its file to
+the rename) and the names above it already requested. Names are wall-clock nanoseconds, so a file can land below
+the newest: a replica whose clock is behind, an NTP step, a writer that stalled before its rename. Runs fail too
+(the warehouse down through every retry), and daemons restart. Hence each tick, from the same scan of the inbox:
 
-- files above the cursor that have settled are requested at once (run key: the stream and the batch's last name);
+- files above the newest settled name and not yet requested are requested at once, settled or not (run key: the
+  stream and the batch's last name). A file that appears late among just-requested ones is still above the newest
+  settled name, so the next tick asks for it: nothing waits out the settle window;
 - files at or below the cursor that have waited longer than the reconciliation bound (`LANDING_RECONCILE_MINUTES`)
   are requested again, unless a run of the stream that names them is queued or in progress, or ended within the
   bound (the run-retry daemon's turn). Their run keys carry the cursor's reconciliation epoch, the tick's time and
@@ -21,7 +24,7 @@ A loaded file leaves the inbox (to `loaded/`), a refused one goes to quarantine,
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
@@ -52,10 +55,12 @@ FUTURE_LIMIT_SECONDS = 3_600
 
 @dataclass(frozen=True)
 class LandingCursor:
-    """The newest file name requested and how many reconciliations have asked for files again."""
+    """The newest settled file name requested, the names above it requested too (not yet settled when they were),
+    and how many reconciliations have asked for files again."""
 
     newest: str = ""
     epoch: int = 0
+    recent: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, cursor: str | None) -> "LandingCursor":
@@ -64,10 +69,21 @@ class LandingCursor:
         if not cursor.startswith("{"):
             return cls(newest=cursor)  # the cursor of earlier releases: the newest name alone
         state = json.loads(cursor)
-        return cls(newest=state.get("newest", ""), epoch=int(state.get("epoch", 0)))
+        return cls(
+            newest=state.get("newest", ""), epoch=int(state.get("epoch", 0)), recent=tuple(state.get("recent", ()))
+        )
 
     def serialize(self) -> str:
-        return json.dumps({"newest": self.newest, "epoch": self.epoch}, sort_keys=True)
+        return json.dumps({"newest": self.newest, "epoch": self.epoch, "recent": list(self.recent)}, sort_keys=True)
+
+    def after_requesting(self, requested: list[str], *, settled_below: str, limit: str | None) -> "LandingCursor":
+        """The cursor once `requested` (sorted) are asked for: the newest settled name moves up to the newest
+        settled name requested, but never to or past `limit` (the first fresh file left for a later tick)."""
+        seen = sorted({*self.recent, *requested})
+        newest = max(
+            [self.newest, *(name for name in seen if name < settled_below and (limit is None or name < limit))]
+        )
+        return LandingCursor(newest=newest, epoch=self.epoch, recent=tuple(name for name in seen if name > newest))
 
 
 def build_landing_sensor(
@@ -79,7 +95,9 @@ def build_landing_sensor(
     files_per_run: int = 100,
     max_files_per_tick: int = 2_000,
     settle_seconds: float = 1.0,
-    minimum_interval_seconds: int = 10,
+    # Below the daemon's own sensor loop (5 s), so every loop ticks it: a file waits at most one loop plus the
+    # settle window before its run is requested, and the files of a loop still go out as one run per day.
+    minimum_interval_seconds: int = 1,
     partitions_def: dg.DailyPartitionsDefinition = landed_daily,
 ) -> dg.SensorDefinition:
     """A sensor that batches up to `files_per_run` files of `stream` into one run per landed day.
@@ -108,25 +126,32 @@ def build_landing_sensor(
 
         fresh: list[str] = []
         overdue: list[str] = []
+        already_requested = set(cursor.recent)
         for file_name in zone.pending(stream, limit=2**62):
             ns = landed_ns(file_name) or 0
             unplaceable = _unplaceable(file_name, ns, first_day=first_day, now_ns=now_ns)
             if unplaceable:
                 zone.quarantine(stream, file_name, unplaceable)
                 context.log.warning(f"quarantined {stream}/{file_name}: {unplaceable}")
-            elif ns >= settled_before_ns:
-                continue  # its writer may still be renaming files named before it
+            elif ns > now_ns:
+                continue  # named ahead of this clock: asked for when its time comes (its day may have no partition)
             elif file_name > cursor.newest:
-                fresh.append(file_name)
+                if file_name not in already_requested:
+                    fresh.append(file_name)
             elif ns < overdue_before_ns:
                 overdue.append(file_name)
+        left_for_later = fresh[max_files_per_tick] if len(fresh) > max_files_per_tick else None
         fresh = fresh[:max_files_per_tick]
+        next_cursor = cursor.after_requesting(fresh, settled_below=f"{settled_before_ns:020d}", limit=left_for_later)
         if overdue:
             covered = _files_of_live_runs(context, stream, op_name, ended_after_s=now_ns / 1e9 - bound_seconds)
             overdue = [file_name for file_name in overdue if file_name not in covered]
         overdue = overdue[: max_files_per_tick - len(fresh)]
         if not fresh and not overdue:
-            return dg.SensorResult(skip_reason=dg.SkipReason(f"no new or overdue files in {stream!r}"))
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(f"no new or overdue files in {stream!r}"),
+                cursor=next_cursor.serialize() if next_cursor != cursor else None,
+            )
 
         def request(batch: list[str], day: str, run_key: str, tags: dict[str, str]) -> dg.RunRequest:
             return dg.RunRequest(
@@ -150,8 +175,7 @@ def build_landing_sensor(
                 f"(oldest {overdue[0]})"
             )
         context.log.info(f"{stream}: {len(fresh)} new and {len(overdue)} overdue files in {len(run_requests)} runs")
-        newest = max(cursor.newest, fresh[-1]) if fresh else cursor.newest
-        return dg.SensorResult(run_requests=run_requests, cursor=LandingCursor(newest=newest, epoch=epoch).serialize())
+        return dg.SensorResult(run_requests=run_requests, cursor=replace(next_cursor, epoch=epoch).serialize())
 
     return _landing_sensor
 

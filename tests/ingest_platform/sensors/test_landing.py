@@ -196,3 +196,61 @@ def test_files_of_runs_that_failed_through_every_retry_load_once_the_warehouse_i
         assert sorted(connection.scalars(sa.select(landing_ledger.c.file_name))) == sorted(names)
     runs = instance.get_run_records(filters=dg.RunsFilter(tags={STREAM_TAG: STREAM}))
     assert len(runs) == 5
+
+
+def test_a_file_just_landed_is_asked_for_at_the_next_tick_and_only_once(tmp_path, instance) -> None:
+    just_now = land(tmp_path, STREAM, {}, at_ns=time.time_ns())
+
+    first = tick(bigtop_landing_sensor, tmp_path, instance, None)
+    again = tick(bigtop_landing_sensor, tmp_path, instance, first.cursor)
+
+    assert files_of(first) == [just_now]
+    assert files_of(again) == []
+    assert just_now in LandingCursor.parse(first.cursor).recent
+
+
+def test_a_file_renamed_late_below_a_requested_one_is_asked_for_at_the_next_tick(tmp_path, instance) -> None:
+    now = time.time_ns()
+    later = land(tmp_path, STREAM, {}, at_ns=now - SECOND // 10)
+    first = tick(bigtop_landing_sensor, tmp_path, instance, None)
+    # A writer that named its file before `later`'s but renamed it after the tick: still inside the settle window.
+    stalled = land(tmp_path, STREAM, {}, at_ns=now - SECOND // 5)
+
+    again = tick(bigtop_landing_sensor, tmp_path, instance, first.cursor)
+
+    assert files_of(first) == [later]
+    assert files_of(again) == [stalled]
+    assert not any(RECONCILE_TAG in request.tags for request in again.run_requests)
+
+
+@pytest.mark.parametrize(
+    ("cursor", "requested", "limit", "expected"),
+    [
+        pytest.param(
+            LandingCursor(newest="1"), ["2", "5"], None, LandingCursor(newest="2", recent=("5",)), id="settled-and-not"
+        ),
+        pytest.param(
+            LandingCursor(newest="1", recent=("2", "6")),
+            ["7"],
+            None,
+            LandingCursor(newest="2", recent=("6", "7")),
+            id="recent-names-settle",
+        ),
+        pytest.param(
+            LandingCursor(newest="1", recent=("3",)),
+            ["2"],
+            "25",
+            LandingCursor(newest="2", recent=("3",)),
+            id="never-past-a-file-left-for-later",
+        ),
+        pytest.param(LandingCursor(newest="4", epoch=3), [], None, LandingCursor(newest="4", epoch=3), id="nothing"),
+    ],
+)
+def test_the_cursor_moves_only_over_settled_names(cursor, requested, limit, expected) -> None:
+    assert cursor.after_requesting(requested, settled_below="5", limit=limit) == expected
+    assert LandingCursor.parse(expected.serialize()) == expected
+
+
+def test_a_cursor_of_an_earlier_release_still_parses() -> None:
+    assert LandingCursor.parse('{"epoch": 2, "newest": "9"}') == LandingCursor(newest="9", epoch=2)
+    assert LandingCursor.parse("9") == LandingCursor(newest="9")
