@@ -31,6 +31,12 @@ import httpx
 from bench.common import REPO, free_port, median, percentile
 
 TOKEN = "bench-latency-token"
+LATEST_RUN = """
+{
+  runsOrError(filter: {pipelineName: "bigtop_push_load_job"}, limit: 1) {
+    ... on Runs { results { creationTime startTime } }
+  }
+}"""
 RUNS = """
 query($after: Float!) {
   runsOrError(filter: {pipelineName: "bigtop_push_load_job", createdAfter: $after}, limit: 10000) {
@@ -118,22 +124,36 @@ def push(client: httpx.Client, webhook: str, external_id: str) -> float:
     return time.perf_counter()
 
 
-def one_at_a_time(webhook: str, warehouse: Warehouse, *, batches: int, timeout: float) -> list[float]:
-    latencies = []
+def one_at_a_time(
+    ui: str, webhook: str, warehouse: Warehouse, *, batches: int, timeout: float
+) -> tuple[list[float], list[tuple[float, float, float]]]:
+    """Each batch's 202 → rows, and where the time went: 202 → run created (the sensor's wait and tick), created →
+    started (dequeue, run worker start, loading the code), started → rows (the load)."""
+    latencies, parts = [], []
     prefix = f"single-{uuid.uuid4().hex[:8]}-"
     with httpx.Client(timeout=30) as client:
         for number in range(batches):
             time.sleep(random.uniform(0, 5))  # a random phase against the daemon's 5 s sensor loop
             external_id = f"{prefix}{number:05d}"
             accepted = push(client, webhook, external_id)
+            accepted_at = time.time()
             deadline = accepted + timeout
             while external_id not in warehouse.loaded(prefix):
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"{external_id} not loaded within {timeout:.0f} s")
                 time.sleep(0.05)
             latencies.append(time.perf_counter() - accepted)
-            print(f"  batch {number + 1}/{batches}: {latencies[-1]:.2f} s", flush=True)
-    return latencies
+            [run] = httpx.post(f"{ui}/graphql", json={"query": LATEST_RUN}, timeout=60).json()["data"]["runsOrError"][
+                "results"
+            ]
+            created, started = run["creationTime"] - accepted_at, run["startTime"] - run["creationTime"]
+            parts.append((created, started, latencies[-1] - created - started))
+            print(
+                f"  batch {number + 1}/{batches}: {latencies[-1]:.2f} s (run created after {created:.2f} s, "
+                f"started {started:.2f} s later)",
+                flush=True,
+            )
+    return latencies, parts
 
 
 def under_load(webhook: str, warehouse: Warehouse, *, rate: float, seconds: float, timeout: float):
@@ -196,9 +216,10 @@ def main() -> None:
         with scripts_run(data, log) as (ui, webhook):
             warehouse = Warehouse(data / "warehouse.sqlite")
             # The first run after a start pays for the migrations' first look and cold caches: not a latency.
-            one_at_a_time(webhook, warehouse, batches=1, timeout=args.timeout)
+            one_at_a_time(ui, webhook, warehouse, batches=1, timeout=args.timeout)
             print(f"phase 1: {args.batches} batches one at a time", flush=True)
-            single = one_at_a_time(webhook, warehouse, batches=args.batches, timeout=args.timeout)
+            print(f"load average before: {os.getloadavg()}", flush=True)
+            single, parts = one_at_a_time(ui, webhook, warehouse, batches=args.batches, timeout=args.timeout)
             print(f"phase 2: {args.rate:g} requests/s for {args.load_seconds:g} s", flush=True)
             phase_started = time.time()
             loaded, sent_for, late, missing = under_load(
@@ -212,6 +233,9 @@ def main() -> None:
             f"one at a time: p50 {median(single):.2f} s, p90 {percentile(single, 0.9):.2f} s, "
             f"min {min(single):.2f} s, max {max(single):.2f} s over {len(single)} batches"
         )
+        for label, index in (("202 → run created", 0), ("created → started", 1), ("started → rows", 2)):
+            values = [part[index] for part in parts]
+            print(f"  {label}: p50 {median(values):.2f} s, p90 {percentile(values, 0.9):.2f} s")
         sent = len(loaded) + missing
         print(
             f"under load: {sent} requests in {sent_for:.1f} s ({sent / sent_for:.1f}/s, "

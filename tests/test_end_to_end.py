@@ -31,8 +31,8 @@ def batch(run_id: str, count: int, title: str = "Trivia") -> dict:
 def sensor_requests(
     landing: LandingZoneResource, cursor: str | None, *, files: int = 1, within_s: float = 30
 ) -> dg.SensorResult:
-    """Tick the sensor until it requests at least `files` landed files, i.e. until they have settled (a couple of
-    seconds; on a busy machine the last file may settle a tick after the others), or `within_s` has passed."""
+    """Tick the sensor until one tick requests at least `files` landed files (on a busy machine the last one may land
+    a tick after the others), or `within_s` has passed."""
     deadline = time.monotonic() + within_s
     while True:
         with dg.build_sensor_context(cursor=cursor, resources={"landing": landing}) as context:

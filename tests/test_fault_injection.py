@@ -61,23 +61,29 @@ class Sender:
         return response.json()["request_id"]
 
 
-def settled_tick(landing_dir: Path, instance, cursor: str | None, request_ids: list[str]) -> dg.SensorResult:
-    """Tick until the sensor asks for the files of `request_ids`: just-landed files wait out the settle window."""
+def settled_tick(
+    landing_dir: Path, instance, cursor: str | None, request_ids: list[str]
+) -> tuple[list[dg.RunRequest], str | None]:
+    """Tick until the sensor has asked for the files of `request_ids` and they have settled into its cursor's newest
+    name (a file named before them then lands below the cursor); the run requests of those ticks and the cursor."""
     deadline = time.monotonic() + 30
+    requests: list[dg.RunRequest] = []
     while True:
         result = tick(bigtop_landing_sensor, landing_dir, instance, cursor)
-        requested = " ".join(
-            name
-            for request in result.run_requests
-            for name in next(iter(request.run_config["ops"].values()))["config"]["files"]
-        )
-        if all(request_id in requested for request_id in request_ids) or time.monotonic() > deadline:
-            return result
+        requests += result.run_requests
+        cursor = result.cursor if result.cursor is not None else cursor
+        requested = [
+            name for request in requests for name in next(iter(request.run_config["ops"].values()))["config"]["files"]
+        ]
+        ours = [name for name in requested if any(request_id in name for request_id in request_ids)]
+        settled = len(ours) == len(request_ids) and max(ours) <= newest_requested(cursor)
+        if settled or time.monotonic() > deadline:
+            return requests, cursor
         time.sleep(0.2)
 
 
-def newest_requested(result: dg.SensorResult) -> str:
-    return LandingCursor.parse(result.cursor).newest
+def newest_requested(cursor: str | None) -> str:
+    return LandingCursor.parse(cursor).newest
 
 
 def test_every_acknowledged_request_is_loaded_exactly_once_through_faults(tmp_path, monkeypatch) -> None:
@@ -105,9 +111,8 @@ def test_every_acknowledged_request_is_loaded_exactly_once_through_faults(tmp_pa
             # 1. The warehouse is up: three batches and a poison file (past the edge, written directly) load.
             posted = [sender.post(client, f"up{n}") for n in range(3)]
             poison = land(landing_dir, STREAM, bigtop_batch(bigtop_event("poison", title="Trivia\u0000night")))
-            result = settled_tick(landing_dir, instance, None, posted)
-            cursor = result.cursor
-            for request in result.run_requests:
+            requests, cursor = settled_tick(landing_dir, instance, None, posted)
+            for request in requests:
                 outcome = launch(bigtop_landing_sensor, request, instance)
                 assert outcome == [True], "a poison file fails no run"
                 attempts += outcome
@@ -115,15 +120,14 @@ def test_every_acknowledged_request_is_loaded_exactly_once_through_faults(tmp_pa
             # 2. PostgreSQL goes down. New batches arrive; their run fails, and so does its retry.
             postgres.stop()
             posted = [sender.post(client, f"down{n}") for n in range(3)]
-            result = settled_tick(landing_dir, instance, cursor, posted)
-            cursor = result.cursor
+            requests, cursor = settled_tick(landing_dir, instance, cursor, posted)
             # The slow replica lands right after the sensor moved its cursor: 5 s behind is below it.
             for n in range(2):
                 request_id = sender.post(slow_replica, f"slow{n}")
                 name = next(path.name for path in (landing_dir / STREAM).glob(f"*-{request_id}.json"))
-                if name < newest_requested(result):
+                if name < newest_requested(cursor):
                     below_cursor.append(name)
-            for request in result.run_requests:
+            for request in requests:
                 outcome = launch(bigtop_landing_sensor, request, instance)
                 assert not any(outcome), "the warehouse is down"
                 attempts += outcome

@@ -75,3 +75,14 @@ def test_a_run_whose_step_fails_is_not_retried_and_a_run_that_died_is() -> None:
         assert run.status == DagsterRunStatus.FAILURE
         assert run.tags.get("dagster/will_retry") == "false"
         assert auto_reexecution_should_retry_run(instance, run, RunFailureReason.UNEXPECTED_TERMINATION)
+
+
+def test_the_instance_dequeues_every_second_and_ticks_sensors_on_threads(tmp_path) -> None:
+    """The daemon settings behind P5's 202 → rows (README), read back through Dagster so a misspelt key fails."""
+    import dagster as dg
+
+    with dg.instance_for_test(overrides=project_instance_config(), temp_dir=str(tmp_path)) as instance:
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.run_coordinator.dequeue_use_threads is True
+        assert instance.get_settings("sensors")["use_threads"] is True
+        assert instance.get_settings("sensors")["num_workers"] >= 7, "a thread for each sensor of the definitions"
