@@ -39,3 +39,13 @@ class EnvironmentSettingsResource(dg.ConfigurableResource):
         to show before a launch. Reads the environment of the process that asks."""
         present = settings.read_variables(self.variables())
         return {name: purpose for name, purpose in self.variables().items() if purpose and name not in present}
+
+
+def missing_settings(resources: Mapping[str, object]) -> dict[str, dict[str, str]]:
+    """Resource key → its unset variables and what each is for, for every resource that names its settings'
+    variables (e.g. `missing_settings(defs.resources)`); resources with nothing missing are left out."""
+    missing = {}
+    for key, resource in sorted(resources.items()):
+        if isinstance(resource, EnvironmentSettingsResource) and (unset := resource.missing_settings()):
+            missing[key] = unset
+    return missing
