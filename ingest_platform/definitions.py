@@ -13,7 +13,8 @@ from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.landing import LandingZoneResource
-from ingest_platform.resources.vivenu import VivenuResource
+from ingest_platform.resources.rtarf import RtarfSettingsResource
+from ingest_platform.resources.vivenu import VivenuResource, VivenuWebhooksResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.schedules.app import app_rollup_schedule
 from ingest_platform.schedules.bigtop import bigtop_collect_schedule
@@ -65,7 +66,9 @@ defs = dg.Definitions(
             api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
         ),
         "elasticsearch": ElasticsearchResource(url=dg.EnvVar("ELASTICSEARCH_URL")),
+        "rtarf_settings": RtarfSettingsResource(),
         "vivenu": VivenuResource(),
+        "vivenu_webhooks": VivenuWebhooksResource(),
         "app_rollup": AppRollupResource(),
     },
 )

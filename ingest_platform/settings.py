@@ -6,6 +6,7 @@ A folder that already exists is left as its owner set it.
 """
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 PRIVATE_DIR_MODE = 0o700
@@ -56,6 +57,17 @@ def reconcile_after_minutes() -> float:
     if minutes < 0:
         raise ValueError(f"LANDING_RECONCILE_MINUTES must be >= 0, not {value!r}")
     return minutes
+
+
+def read_variables(names: Iterable[str]) -> dict[str, str]:
+    """The variables among `names` that are set and not blank, read now: the values of the optional settings a
+    resource's fields name (`resources.EnvironmentSettingsResource`)."""
+    values = {}
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.strip():
+            values[name] = value
+    return values
 
 
 def make_private_dirs(path: Path) -> list[Path]:

@@ -160,10 +160,10 @@ def test_loading_the_definitions_warns_nothing() -> None:
     assert loaded.stderr == ""
 
 
-# Read while the definitions load, because they are part of a definition: the RTARF schedule's cron, default
-# status and the days its look-back requests. Everything a run needs is read when the run starts (resource and
-# config fields).
-READ_AT_IMPORT = {"RTARF_SYNC_ENABLED", "RTARF_SYNC_INTERVAL_SECONDS", "RTARF_LOOKBACK_DAYS"}
+# Read while the definitions load, because they are the definition: the RTARF schedule's cron and default status,
+# which Dagster cannot change per tick. Everything a run or a tick needs is read when it starts (resource and config
+# fields; the look-back days are the `rtarf_settings` resource's).
+READ_AT_IMPORT = {"RTARF_SYNC_ENABLED", "RTARF_SYNC_INTERVAL_SECONDS"}
 RECORD_ENVIRONMENT_READS = """
 import os, sys
 package = os.path.join(os.getcwd(), "ingest_platform") + os.sep

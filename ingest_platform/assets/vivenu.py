@@ -4,14 +4,13 @@ One partition is one event in one region, `REGION:EVENT_ID`, added from the UI, 
 `vivenu_event_list_sensor`.
 """
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
-from ingest_platform.resources.vivenu import VivenuError, VivenuResource, validate_event_id
+from ingest_platform.resources.vivenu import VivenuError, VivenuResource, VivenuWebhooksResource, validate_event_id
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.vivenu.delivery import DeliveryOutcome, DeliverySettings, deliver
 from ingest_platform.vivenu.tickets import (
@@ -27,8 +26,6 @@ from ingest_platform.vivenu.tickets import (
 
 vivenu_events = dg.DynamicPartitionsDefinition(name="vivenu_events")
 
-SEED_TEST_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/test-created"
-SEED_PRODUCTION_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/ticket-created"
 SEED_SPACING_SECONDS = 1.8
 FAILED_IDS_IN_DESCRIPTION = 20
 # Listed in full up to this many per run; the count is always exact.
@@ -84,11 +81,16 @@ def vivenu_tickets(
 
 
 class CharityDeliveryConfig(dg.Config):
-    """Where and how fast the charity tickets go. URLs left empty come from the environment, else the seed's."""
+    """Where and how fast the charity tickets go. URLs left empty are the `vivenu_webhooks` resource's."""
 
     mode: Literal["prod", "test"] = Field(default="prod", description="'test' sends to the test endpoint.")
-    production_url: str | None = Field(default=None, description="Else VIVENU_WEBHOOK_PRODUCTION_URL.")
-    test_url: str | None = Field(default=None, description="Else VIVENU_WEBHOOK_TEST_URL.")
+    production_url: str | None = Field(
+        default=None,
+        description="Else the vivenu_webhooks resource's: VIVENU_WEBHOOK_PRODUCTION_URL, else seed 002's.",
+    )
+    test_url: str | None = Field(
+        default=None, description="Else the vivenu_webhooks resource's: VIVENU_WEBHOOK_TEST_URL, else seed 002's."
+    )
     limit: int | None = Field(default=None, ge=1, description="Send at most this many (the CLI's --test sends 1).")
     requests_per_second: float = Field(
         default=1 / SEED_SPACING_SECONDS, gt=0, description="Request starts per second, retries included."
@@ -109,14 +111,10 @@ class CharityDeliveryConfig(dg.Config):
         default=60.0, gt=0, description="How long a killed run keeps the event locked before another may resume."
     )
 
-    def endpoint(self) -> str:
-        if self.mode == "test":
-            return self.test_url or os.environ.get("VIVENU_WEBHOOK_TEST_URL") or SEED_TEST_WEBHOOK_URL
-        return self.production_url or os.environ.get("VIVENU_WEBHOOK_PRODUCTION_URL") or SEED_PRODUCTION_WEBHOOK_URL
-
-    def settings(self) -> DeliverySettings:
+    def settings(self, webhooks: VivenuWebhooksResource) -> DeliverySettings:
+        configured = self.test_url if self.mode == "test" else self.production_url
         return DeliverySettings(
-            endpoint=self.endpoint(),
+            endpoint=configured or webhooks.endpoint(mode=self.mode),
             mode=self.mode,
             requests_per_second=self.requests_per_second,
             max_in_flight=self.max_in_flight,
@@ -141,12 +139,15 @@ class CharityDeliveryConfig(dg.Config):
     "once per endpoint across re-runs, retries, backfills and killed runs.",
 )
 def vivenu_charity_webhooks(
-    context: dg.AssetExecutionContext, config: CharityDeliveryConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: CharityDeliveryConfig,
+    warehouse: WarehouseResource,
+    vivenu_webhooks: VivenuWebhooksResource,
 ) -> dg.MaterializeResult:
     from ingest_platform.vivenu.ledger import DeliveryLedger, LeaseHeldError, region_progress, stored_tickets
 
     region, event_id = partition_parts(context)
-    settings = config.settings()
+    settings = config.settings(vivenu_webhooks)
     with warehouse.engine.connect() as connection:
         tickets = stored_tickets(connection, region=region, event_id=event_id)
     selected, counts = select_tickets(tickets)

@@ -9,14 +9,13 @@ import dagster as dg
 
 from ingest_platform.cli import GROUPS, add_command
 from ingest_platform.resources.elasticsearch import URL_ENV
+from ingest_platform.resources.rtarf import LOOKBACK_ENV, RtarfSettingsResource
 from ingest_platform.schedules.rtarf import (
     ENABLED_ENV,
     INTERVAL_ENV,
-    LOOKBACK_ENV,
     TRIGGER_TAG,
     cron_for_interval,
     interval_seconds,
-    lookback_days,
     sync_enabled,
 )
 
@@ -82,7 +81,7 @@ def _schedule(_args: argparse.Namespace) -> int:
     try:
         seconds = interval_seconds(os.environ.get(INTERVAL_ENV))
         enabled = sync_enabled(os.environ.get(ENABLED_ENV))
-        lookback = lookback_days(os.environ.get(LOOKBACK_ENV))
+        lookback = RtarfSettingsResource().lookback_days()
     except ValueError as error:
         print(f"rtarf schedule: {error}", file=sys.stderr)
         return 2

@@ -97,9 +97,9 @@ def dagster_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
-def _checked_partition(region: str, event_id: str) -> str:
+def _checked_partition(vivenu: VivenuResource, region: str, event_id: str) -> str:
     """Fail before any run on a region, key or event id that cannot work."""
-    region = VivenuResource().check_region(region)
+    region = vivenu.check_region(region)
     validate_event_id(event_id)
     return partition_key(region, event_id)
 
@@ -177,7 +177,7 @@ def _execute(job_name: str, region: str, event_id: str, run_config: dict[str, An
     from ingest_platform.definitions import defs
 
     try:
-        key = _checked_partition(region, event_id)
+        key = _checked_partition(defs.resources["vivenu"], region, event_id)
     except VivenuError as error:
         print(f"error: {error}")
         return 2

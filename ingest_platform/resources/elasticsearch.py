@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 from pydantic import Field
+
+from ingest_platform.resources import EnvironmentSettingsResource
 
 # The client is imported on first use: loading the code location must stay cheap.
 if TYPE_CHECKING:
@@ -61,13 +62,13 @@ class RangeFingerprint:
     max_ingested_ms: int | None
 
 
-class ElasticsearchResource(dg.ConfigurableResource):
+class ElasticsearchResource(EnvironmentSettingsResource):
     """An Elasticsearch cluster read with the official client.
 
     Authenticate with an API key, or with a user name and password (basic auth); neither means no authentication
     (a cluster without security). A credential left unset here is read from its ELASTICSEARCH_* variable when the
-    client is made (when the run uses it), never when the definitions load: a cluster uses one kind or the other, and
-    an unset `dg.EnvVar` would be an error. Transient failures (connection errors, timeouts, 429 and 5xx answers)
+    run starts, never when the definitions load: a cluster uses one kind, the other or neither, and an unset
+    `dg.EnvVar` would be an error. Transient failures (connection errors, timeouts, 429 and 5xx answers)
     are retried with exponential backoff and jitter by this resource, not by the client (which retries at once by
     default).
     """
@@ -86,12 +87,16 @@ class ElasticsearchResource(dg.ConfigurableResource):
     verify_certs: bool = Field(default=True, description="Verify the cluster's TLS certificate.")
     ca_certs: str | None = Field(default=None, description="CA bundle path for a private certificate authority.")
 
+    def variables(self) -> Mapping[str, str | None]:
+        # A cluster without security needs none of them: an unset one is not a missing setting.
+        return {API_KEY_ENV: None, USERNAME_ENV: None, PASSWORD_ENV: None}
+
     def credentials(self) -> tuple[str | None, str | None, str | None]:
-        """(api_key, username, password): each field, else its variable read now."""
+        """(api_key, username, password): each field, else its variable as the run started."""
         return (
-            self.api_key or os.environ.get(API_KEY_ENV) or None,
-            self.username or os.environ.get(USERNAME_ENV) or None,
-            self.password or os.environ.get(PASSWORD_ENV) or None,
+            self.api_key or self.variable(API_KEY_ENV),
+            self.username or self.variable(USERNAME_ENV),
+            self.password or self.variable(PASSWORD_ENV),
         )
 
     def client(self) -> Elasticsearch:

@@ -1,31 +1,31 @@
-"""Vivenu's API as a Dagster resource: one key per region from `<REGION>_API`, read when a request is made."""
+"""Vivenu's API as a Dagster resource: one key per region, from the variable its `api_key_env` entry names."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import dagster as dg
 from pydantic import Field
 
 from ingest_platform.http_retry import backoff_seconds, is_retryable_error, is_retryable_status, retry_after_seconds
+from ingest_platform.resources import EnvironmentSettingsResource
 
 # httpx is imported on first use: loading the code location must stay cheap.
 if TYPE_CHECKING:
     import httpx
 
-# The regions the seed names; any other region is known once its `<REGION>_API` variable is set.
-SEED_REGIONS = ("DEV", "PROD", "ITALY", "DACH")
+# The regions seed 002 names, each with the variable its key was read from there.
+SEED_KEY_VARIABLES = {"DEV": "DEV_API", "PROD": "PROD_API", "ITALY": "ITALY_API", "DACH": "DACH_API"}
 DEV_REGION = "DEV"
 DEV_BASE_URL = "https://vivenu.dev"
 PRODUCTION_BASE_URL = "https://vivenu.com"
+DEV_BASE_URL_ENV = "VIVENU_DEV_BASE_URL"
+PRODUCTION_BASE_URL_ENV = "VIVENU_BASE_URL"
 MAX_PAGE_SIZE = 1_000
 
 _REGION_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_KEY_VARIABLE = re.compile(r"^([A-Z][A-Z0-9_]*)_API$")
 # Vivenu ids are Mongo ObjectIds; the seed's examples are shorter, so accept any plain token.
 _EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -44,10 +44,6 @@ class VivenuAuthError(VivenuError):
     """Vivenu refused the region's key (401/403)."""
 
 
-def key_variable(region: str) -> str:
-    return f"{region}_API"
-
-
 def validate_event_id(event_id: str) -> str:
     if not _EVENT_ID_PATTERN.match(event_id or ""):
         raise VivenuConfigError(
@@ -61,22 +57,25 @@ def normalize_region(region: str) -> str:
     return (region or "").strip().upper()
 
 
-class VivenuResource(dg.ConfigurableResource):
+class VivenuResource(EnvironmentSettingsResource):
     """Read-only access to Vivenu's tickets API.
 
-    The key of region R comes from the environment variable `R_API` when a request is made (never at import or
-    definition time). DEV talks to `dev_base_url`, every other region to `production_base_url`.
+    The regions are the keys of `api_key_env`; each region's API key is the value of the variable its entry names,
+    read when the run starts (an unset one fails that region's runs with a message naming it, not the others').
+    DEV talks to `dev_base_url`, every other region to `production_base_url`.
     """
 
+    api_key_env: dict[str, str] = Field(
+        default=dict(SEED_KEY_VARIABLES),
+        description="Each region and the environment variable holding its API key. A new region is a new entry "
+        "(definitions.py or the launchpad) and its variable passed to the run containers (docker/).",
+    )
     dev_base_url: str | None = Field(
-        default=None, description="Vivenu's dev API, used by region DEV; else VIVENU_DEV_BASE_URL, else vivenu.dev."
+        default=None, description=f"Vivenu's dev API, used by region DEV; else {DEV_BASE_URL_ENV}, else vivenu.dev."
     )
     production_base_url: str | None = Field(
-        default=None, description="Vivenu's API for other regions; else VIVENU_BASE_URL, else vivenu.com."
-    )
-    regions: list[str] = Field(
-        default=[],
-        description="Regions accepted besides DEV, PROD, ITALY, DACH and any region whose <REGION>_API is set.",
+        default=None,
+        description=f"Vivenu's API for other regions; else {PRODUCTION_BASE_URL_ENV}, else vivenu.com.",
     )
     page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Tickets per page (API max 1000).")
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -88,15 +87,26 @@ class VivenuResource(dg.ConfigurableResource):
     backoff_base_seconds: float = Field(default=1.0, ge=0)
     backoff_cap_seconds: float = Field(default=60.0, ge=0, description="Longest wait, Retry-After included.")
 
+    def variables(self) -> Mapping[str, str | None]:
+        keys = {
+            variable: f"API key of Vivenu region {region}: its runs fail without it"
+            for region, variable in sorted(self._key_variables().items())
+        }
+        return {**keys, DEV_BASE_URL_ENV: None, PRODUCTION_BASE_URL_ENV: None}
+
+    def _key_variables(self) -> dict[str, str]:
+        return {normalize_region(region): variable for region, variable in self.api_key_env.items()}
+
+    def key_variable(self, region: str) -> str:
+        """The variable holding `region`'s key."""
+        return self._key_variables()[normalize_region(region)]
+
     def known_regions(self) -> list[str]:
-        from_environment = [
-            match.group(1) for name, value in os.environ.items() if value and (match := _KEY_VARIABLE.match(name))
-        ]
-        return sorted({*SEED_REGIONS, *map(normalize_region, self.regions), *from_environment})
+        return sorted(self._key_variables())
 
     def configured_regions(self) -> list[str]:
         """Known regions whose key is set."""
-        return [region for region in self.known_regions() if os.environ.get(key_variable(region))]
+        return [region for region in self.known_regions() if self.variable(self.key_variable(region))]
 
     def check_region(self, region: str) -> str:
         """The region, upper-cased, or a clear error when it is unknown or has no key."""
@@ -105,17 +115,19 @@ class VivenuResource(dg.ConfigurableResource):
             configured = ", ".join(self.configured_regions()) or "none"
             raise VivenuConfigError(
                 f"unknown Vivenu region {region!r}; configured regions: {configured} "
-                f"(a region is configured by setting its <REGION>_API variable)"
+                "(a region is an entry of the vivenu resource's api_key_env, naming the variable of its key)"
             )
-        if not os.environ.get(key_variable(region)):
-            raise VivenuConfigError(f"no API key for Vivenu region {region}: set the {key_variable(region)} variable")
+        if not self.variable(self.key_variable(region)):
+            raise VivenuConfigError(
+                f"no API key for Vivenu region {region}: set the {self.key_variable(region)} variable"
+            )
         return region
 
     def base_url(self, region: str) -> str:
         if normalize_region(region) == DEV_REGION:
-            url = self.dev_base_url or os.environ.get("VIVENU_DEV_BASE_URL") or DEV_BASE_URL
+            url = self.dev_base_url or self.variable(DEV_BASE_URL_ENV) or DEV_BASE_URL
         else:
-            url = self.production_base_url or os.environ.get("VIVENU_BASE_URL") or PRODUCTION_BASE_URL
+            url = self.production_base_url or self.variable(PRODUCTION_BASE_URL_ENV) or PRODUCTION_BASE_URL
         return url.rstrip("/")
 
     def fetch_tickets(
@@ -180,7 +192,7 @@ class VivenuResource(dg.ConfigurableResource):
     def _client(self, region: str) -> httpx.Client:
         import httpx
 
-        key = os.environ.get(key_variable(region), "")
+        key = self.variable(self.key_variable(region)) or ""
         timeout = httpx.Timeout(self.read_timeout_seconds, connect=self.connect_timeout_seconds)
         return httpx.Client(
             base_url=self.base_url(region),
@@ -203,7 +215,7 @@ class VivenuResource(dg.ConfigurableResource):
             else:
                 if response.status_code in (401, 403):
                     raise VivenuAuthError(
-                        f"Vivenu ({region}) refused the key in {key_variable(region)} "
+                        f"Vivenu ({region}) refused the key in {self.key_variable(region)} "
                         f"(HTTP {response.status_code}): check that it is the right key for {region}"
                     )
                 if response.is_success:
@@ -239,3 +251,26 @@ def _parse_page(response: httpx.Response, region: str) -> dict[str, Any]:
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+SEED_TEST_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/test-created"
+SEED_PRODUCTION_WEBHOOK_URL = "https://vivenu-filter.high-impact-athletes.workers.dev/ticket-created"
+
+
+class VivenuWebhooksResource(EnvironmentSettingsResource):
+    """Where the charity tickets are delivered: the URL in the variable `production_url_env` (`test_url_env` for
+    test mode) names, read when the run starts, else seed 002's endpoint. A run's config may still name another."""
+
+    production_url_env: str = Field(
+        default="VIVENU_WEBHOOK_PRODUCTION_URL", description="The variable holding the production endpoint."
+    )
+    test_url_env: str = Field(default="VIVENU_WEBHOOK_TEST_URL", description="The variable holding the test endpoint.")
+
+    def variables(self) -> Mapping[str, str | None]:
+        # Seed 002's endpoints are the real receivers, so an unset variable is not a missing setting.
+        return {self.production_url_env: None, self.test_url_env: None}
+
+    def endpoint(self, *, mode: str) -> str:
+        if mode == "test":
+            return self.variable(self.test_url_env) or SEED_TEST_WEBHOOK_URL
+        return self.variable(self.production_url_env) or SEED_PRODUCTION_WEBHOOK_URL

@@ -6,13 +6,11 @@ from datetime import UTC, date, timedelta
 import dagster as dg
 
 from ingest_platform.assets.rtarf import OP_NAME, rtarf_daily, rtarf_sync_job
+from ingest_platform.resources.rtarf import LOOKBACK_ENV, RtarfSettingsResource
 
 INTERVAL_ENV = "RTARF_SYNC_INTERVAL_SECONDS"
 ENABLED_ENV = "RTARF_SYNC_ENABLED"
-LOOKBACK_ENV = "RTARF_LOOKBACK_DAYS"
 DEFAULT_INTERVAL_SECONDS = 300
-DEFAULT_LOOKBACK_DAYS = 3
-MAX_LOOKBACK_DAYS = 31
 LOOKBACK_RUN_CONFIG = {"ops": {OP_NAME: {"config": {"only_if_changed": True}}}}
 TRIGGER_TAG = "ingest_platform/rtarf_trigger"
 INTERVAL_METADATA_KEY = "interval_seconds"
@@ -44,19 +42,6 @@ def interval_seconds(raw: str | None) -> int:
     return seconds
 
 
-def lookback_days(raw: str | None) -> int:
-    """`RTARF_LOOKBACK_DAYS`: how many past days the hourly look-back re-checks (0 turns it off)."""
-    if raw is None or not raw.strip():
-        return DEFAULT_LOOKBACK_DAYS
-    try:
-        days = int(raw.strip())
-    except ValueError:
-        raise ValueError(f"{LOOKBACK_ENV} must be a whole number of days, got {raw!r}") from None
-    if not 0 <= days <= MAX_LOOKBACK_DAYS:
-        raise ValueError(f"{LOOKBACK_ENV} must be between 0 and {MAX_LOOKBACK_DAYS}, got {days}")
-    return days
-
-
 def sync_enabled(raw: str | None) -> bool:
     value = (raw or "").strip().lower()
     if value in _TRUE:
@@ -82,14 +67,14 @@ def cron_for_interval(seconds: int) -> str:
     return "* * * * *"
 
 
-def build_rtarf_sync_schedule(
-    interval: int | None = None, enabled: bool | None = None, lookback: int | None = None
-) -> dg.ScheduleDefinition:
-    """The schedule, configured from RTARF_SYNC_INTERVAL_SECONDS, RTARF_SYNC_ENABLED and RTARF_LOOKBACK_DAYS
-    unless given."""
+def build_rtarf_sync_schedule(interval: int | None = None, enabled: bool | None = None) -> dg.ScheduleDefinition:
+    """The schedule, configured from RTARF_SYNC_INTERVAL_SECONDS and RTARF_SYNC_ENABLED unless given.
+
+    These two are read when the definitions load because they are the definition: a schedule's cron and default
+    status cannot change per tick. The look-back days are the `rtarf_settings` resource's, read at each tick.
+    """
     interval = interval_seconds(os.environ.get(INTERVAL_ENV)) if interval is None else interval
     enabled = sync_enabled(os.environ.get(ENABLED_ENV)) if enabled is None else enabled
-    lookback = lookback_days(os.environ.get(LOOKBACK_ENV)) if lookback is None else lookback
     cron = cron_for_interval(interval)
     interval_minutes = interval // 60
 
@@ -101,11 +86,12 @@ def build_rtarf_sync_schedule(
         default_status=dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED,
         metadata={INTERVAL_METADATA_KEY: interval},
         description=f"Syncs today's RTARF events every {interval} s, yesterday's whole at the first tick of a UTC "
-        f"day, and at the first tick of every hour re-checks the last {lookback} days (re-synced only when their "
-        "count or newest ingest time changed); skips a day whose previous sync is still running.",
+        f"day, and at the first tick of every hour re-checks the last {LOOKBACK_ENV} days (3 unless set; re-synced "
+        "only when their count or newest ingest time changed); skips a day whose previous sync is still running.",
     )
-    def rtarf_sync_schedule(context: dg.ScheduleEvaluationContext):
+    def rtarf_sync_schedule(context: dg.ScheduleEvaluationContext, rtarf_settings: RtarfSettingsResource):
         tick = context.scheduled_execution_time.astimezone(UTC)
+        lookback = rtarf_settings.lookback_days()
         minute_of_epoch = int(tick.timestamp()) // 60
         if cron == "* * * * *" and minute_of_epoch % interval_minutes:
             return dg.SkipReason(f"every {interval_minutes} minutes; not due at {tick:%H:%M}")

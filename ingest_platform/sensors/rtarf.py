@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 import dagster as dg
 
 from ingest_platform.assets.rtarf import ASSET_KEY, rtarf_sync_job
+from ingest_platform.resources.rtarf import NOTIFY_URL_ENV, RtarfSettingsResource
 
-NOTIFY_URL_ENV = "RTARF_NOTIFY_WEBHOOK_URL"
-NOTIFY_SECRET_ENV = "RTARF_NOTIFY_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
 SIGNATURE_HEADER = "X-Rtarf-Signature"
 NOTIFICATION_ID_HEADER = "X-Rtarf-Notification-Id"
 NOTIFY_ATTEMPTS = 3
@@ -46,7 +44,9 @@ def notification(run: dg.DagsterRun, instance: dg.DagsterInstance, *, error: str
     }
 
 
-def post_notification(url: str, payload: dict[str, Any], *, secret: str | None) -> None:
+def post_notification(
+    url: str, payload: dict[str, Any], *, secret: str | None, url_variable: str = NOTIFY_URL_ENV
+) -> None:
     """POST `payload`, retrying connection errors and 5xx/429 answers with backoff; raises when all attempts fail.
 
     The notification id header lets a receiver drop the duplicate that a retried tick may send.
@@ -73,15 +73,17 @@ def post_notification(url: str, payload: dict[str, Any], *, secret: str | None) 
         last_problem = f"HTTP {response.status_code}"
         if response.status_code != 429 and response.status_code < 500:
             break
-    raise RuntimeError(f"RTARF notification to {NOTIFY_URL_ENV} failed after retries: {last_problem}")
+    raise RuntimeError(f"RTARF notification to {url_variable} failed after retries: {last_problem}")
 
 
-def _notify(context: dg.RunStatusSensorContext, *, error: str | None = None) -> dg.SkipReason | None:
-    url = os.environ.get(NOTIFY_URL_ENV)
+def _notify(
+    context: dg.RunStatusSensorContext, rtarf_settings: RtarfSettingsResource, *, error: str | None = None
+) -> dg.SkipReason | None:
+    url = rtarf_settings.notify_url()
     if not url:
-        return dg.SkipReason(f"{NOTIFY_URL_ENV} is not set; no notification sent")
+        return dg.SkipReason(f"{rtarf_settings.notify_url_env} is not set; no notification sent")
     payload = notification(context.dagster_run, context.instance, error=error)
-    post_notification(url, payload, secret=os.environ.get(NOTIFY_SECRET_ENV))
+    post_notification(url, payload, secret=rtarf_settings.notify_secret(), url_variable=rtarf_settings.notify_url_env)
     context.log.info(f"notified {payload['event']} for run {payload['run_id']}")
     return None
 
@@ -93,8 +95,8 @@ def _notify(context: dg.RunStatusSensorContext, *, error: str | None = None) -> 
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"POSTs a completion notification to {NOTIFY_URL_ENV} when an RTARF sync succeeds.",
 )
-def rtarf_run_success_sensor(context: dg.RunStatusSensorContext):
-    return _notify(context)
+def rtarf_run_success_sensor(context: dg.RunStatusSensorContext, rtarf_settings: RtarfSettingsResource):
+    return _notify(context, rtarf_settings)
 
 
 @dg.run_failure_sensor(
@@ -103,9 +105,9 @@ def rtarf_run_success_sensor(context: dg.RunStatusSensorContext):
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=f"POSTs a failure notification to {NOTIFY_URL_ENV} when an RTARF sync fails.",
 )
-def rtarf_run_failure_sensor(context: dg.RunFailureSensorContext):
+def rtarf_run_failure_sensor(context: dg.RunFailureSensorContext, rtarf_settings: RtarfSettingsResource):
     message = context.failure_event.message if context.failure_event else None
-    return _notify(context, error=message)
+    return _notify(context, rtarf_settings, error=message)
 
 
 def _iso(timestamp: float | None) -> str | None:

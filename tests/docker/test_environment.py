@@ -1,8 +1,8 @@
 """Every environment variable the code reads reaches the docker/ service that reads it.
 
 The names are found in the code itself (an AST walk over `os.environ[...]`, `os.environ.get`, `os.getenv` and
-`dg.EnvVar`, following module constants, tuples of them and the loops over them), so a new setting that docker/ does
-not pass fails here instead of in production.
+`dg.EnvVar`, following module constants, tuples of them and the loops over them) and in the definitions' resources
+(the variables their fields name), so a new setting that docker/ does not pass fails here instead of in production.
 """
 
 import ast
@@ -19,10 +19,10 @@ SERVICES = COMPOSE["services"]
 LAUNCHER = yaml.safe_load((DOCKER / "dagster.run-launcher.yaml").read_text())["run_launcher"]["config"]
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
-# Names read from a pattern rather than spelled out: what docker/ must pass for them.
+# Modules that read variables named elsewhere, with what docker/ must pass for them.
 PATTERNS = {
-    # VivenuResource reads `<REGION>_API` for any region; docker/ passes the seed's regions.
-    "ingest_platform/resources/vivenu.py": {"DEV_API", "PROD_API", "ITALY_API", "DACH_API"},
+    # `read_variables` reads the variables the resources' fields name: `resource_reads()` collects those.
+    "ingest_platform/settings.py": set(),
 }
 # Read with a default that is right in docker/, so docker/ need not pass them.
 DEFAULTS_SUIT_DOCKER = {
@@ -166,7 +166,22 @@ def run_container_env() -> set[str]:
     return image_env("Dockerfile") | {name for name in forwarded if "=" in name or name in launchers}
 
 
-READS = code_reads()
+def resource_reads() -> set[str]:
+    """The variables the definitions' resources name in their fields (`EnvironmentSettingsResource.variables`)."""
+    from ingest_platform.definitions import defs
+    from ingest_platform.resources import EnvironmentSettingsResource
+
+    resources = (defs.resources or {}).values()
+    return {
+        name
+        for resource in resources
+        if isinstance(resource, EnvironmentSettingsResource)
+        for name in resource.variables()
+    }
+
+
+# Keyed like a module so `where_read` counts them with what Dagster's code reads.
+READS = {**code_reads(), "ingest_platform/resources/ (the variables their fields name)": resource_reads()}
 
 
 def where_read(prefix: str, *, exclude: str | None = None) -> set[str]:

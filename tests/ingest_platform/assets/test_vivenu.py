@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from ingest_platform.assets.vivenu import vivenu_charity_webhooks, vivenu_events, vivenu_tickets
-from ingest_platform.resources.vivenu import VivenuResource
+from ingest_platform.resources.vivenu import VivenuResource, VivenuWebhooksResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.vivenu.tickets import envelope_id
 from ingest_platform.warehouse.tables import vivenu_deliveries, vivenu_delivery_runs
@@ -65,7 +65,11 @@ def sync(
         [vivenu_tickets, vivenu_charity_webhooks],
         partition_key=PARTITION,
         instance=instance,
-        resources={"warehouse": warehouse, "vivenu": VivenuResource(production_base_url=vivenu_api.url)},
+        resources={
+            "warehouse": warehouse,
+            "vivenu": VivenuResource(production_base_url=vivenu_api.url),
+            "vivenu_webhooks": VivenuWebhooksResource(),
+        },
         run_config={"ops": {"vivenu__delivery__charity_webhooks": {"config": config}}},
         raise_on_error=False,
     )
@@ -290,6 +294,29 @@ def test_a_second_run_of_the_same_event_waits_for_the_lease(warehouse: Warehouse
     ledger_of("run-a").release_lease(selected=0)
     ledger_of("run-b").acquire_lease(seconds=30, wait_seconds=0, sleep=waits.append)
     assert waits == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "path"), [("prod", "/ticket-created"), ("test", "/test-created")], ids=["prod", "test"]
+)
+def test_without_a_url_in_the_run_config_the_endpoint_is_the_variable_read_when_the_run_starts(
+    instance: dg.DagsterInstance,
+    warehouse: WarehouseResource,
+    vivenu_api: FakeVivenu,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    path: str,
+) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=6, wrong_status=0, not_charity=0)
+    monkeypatch.setenv("VIVENU_WEBHOOK_PRODUCTION_URL", f"{receiver.url}/ticket-created")
+    monkeypatch.setenv("VIVENU_WEBHOOK_TEST_URL", f"{receiver.url}/test-created")
+
+    result = sync(instance, warehouse, vivenu_api, receiver, mode=mode, production_url=None, test_url=None)
+
+    assert result.success
+    assert metadata_of(result, "vivenu__delivery__charity_webhooks")["endpoint"] == f"{receiver.url}{path}"
+    assert [arrival.path for arrival in receiver.arrivals] == [path] * 6
 
 
 def test_the_instance_does_not_retry_a_sync_whose_tickets_failed() -> None:

@@ -1,8 +1,15 @@
 """VivenuResource against the fake Vivenu API on loopback."""
 
+import dagster as dg
 import pytest
 
-from ingest_platform.resources.vivenu import VivenuAuthError, VivenuConfigError, VivenuError, VivenuResource
+from ingest_platform.resources.vivenu import (
+    SEED_KEY_VARIABLES,
+    VivenuAuthError,
+    VivenuConfigError,
+    VivenuError,
+    VivenuResource,
+)
 from tests.fakes.vivenu import FakeVivenu, make_tickets
 
 KEY = "prod-key-0123456789"
@@ -180,16 +187,52 @@ def test_configuration_errors_are_clear_and_ask_nothing_of_vivenu(
     assert vivenu_api.requests == []
 
 
-def test_any_region_with_a_key_in_the_environment_is_configured(
+def test_a_region_added_to_the_resource_reads_the_key_its_entry_names(
     vivenu_api: FakeVivenu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     vivenu_api.keys.add("nordics-key")
     vivenu_api.events[EVENT] = make_tickets(EVENT, count=3)
-    built_before_the_key_was_set = resource(vivenu_api)
-    monkeypatch.setenv("NORDICS_API", "nordics-key")
+    vivenu = resource(vivenu_api, api_key_env={**SEED_KEY_VARIABLES, "NORDICS": "VIVENU_NORDICS_KEY"})
+    monkeypatch.setenv("VIVENU_NORDICS_KEY", "nordics-key")
 
-    assert len(built_before_the_key_was_set.fetch_tickets(region="nordics", event_id=EVENT)) == 3
-    assert "NORDICS" in built_before_the_key_was_set.configured_regions()
+    assert len(vivenu.fetch_tickets(region="nordics", event_id=EVENT)) == 3
+    assert vivenu.configured_regions() == ["NORDICS", "PROD"]
+    # A variable that looks like a key names no region until the resource lists it.
+    monkeypatch.setenv("NARNIA_API", "narnia-key")
+    with pytest.raises(VivenuConfigError, match="unknown Vivenu region 'NARNIA'"):
+        vivenu.check_region("narnia")
+
+
+def test_the_keys_are_read_once_when_the_run_starts(vivenu_api: FakeVivenu, monkeypatch: pytest.MonkeyPatch) -> None:
+    vivenu_api.events[EVENT] = make_tickets(EVENT, count=3)
+    with dg.build_resources({"vivenu": resource(vivenu_api)}) as started:
+        # Set when the run started, changed during it: the run keeps the key it started with.
+        monkeypatch.setenv("PROD_API", "rotated-key")
+        assert len(started.vivenu.fetch_tickets(region="PROD", event_id=EVENT)) == 3
+
+    assert {request.authorization for request in vivenu_api.requests} == {f"Bearer {KEY}"}
+
+
+def test_a_run_started_without_the_key_fails_naming_the_variable(
+    vivenu_api: FakeVivenu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROD_API")
+    with dg.build_resources({"vivenu": resource(vivenu_api)}) as started:
+        monkeypatch.setenv("PROD_API", KEY)
+        with pytest.raises(VivenuConfigError, match="no API key for Vivenu region PROD: set the PROD_API variable"):
+            started.vivenu.fetch_tickets(region="PROD", event_id=EVENT)
+    assert vivenu_api.requests == []
+
+
+def test_missing_settings_name_the_unset_keys_and_not_the_optional_urls(
+    vivenu_api: FakeVivenu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DACH_API", "   ")
+
+    missing = VivenuResource().missing_settings()
+
+    assert sorted(missing) == ["DACH_API", "DEV_API", "ITALY_API"]
+    assert missing["ITALY_API"] == "API key of Vivenu region ITALY: its runs fail without it"
 
 
 @pytest.mark.parametrize(

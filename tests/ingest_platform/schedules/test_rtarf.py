@@ -7,13 +7,13 @@ import pytest
 
 from ingest_platform.assets.rtarf import rtarf_events_asset, rtarf_sync_job
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
+from ingest_platform.resources.rtarf import RtarfSettingsResource, lookback_days
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.schedules.rtarf import (
     TRIGGER_TAG,
     build_rtarf_sync_schedule,
     cron_for_interval,
     interval_seconds,
-    lookback_days,
     sync_enabled,
 )
 
@@ -94,7 +94,11 @@ def repository_with(schedule: dg.ScheduleDefinition) -> dg.RepositoryDefinition:
         assets=[rtarf_events_asset],
         jobs=[rtarf_sync_job],
         schedules=[schedule],
-        resources={"elasticsearch": ElasticsearchResource(url="http://127.0.0.1:9"), "warehouse": WarehouseResource()},
+        resources={
+            "elasticsearch": ElasticsearchResource(url="http://127.0.0.1:9"),
+            "warehouse": WarehouseResource(),
+            "rtarf_settings": RtarfSettingsResource(),
+        },
     ).get_repository_def()
 
 
@@ -104,10 +108,13 @@ def tick(
     instance: dg.DagsterInstance,
     repository: dg.RepositoryDefinition | None = None,
 ):
-    context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=at, repository_def=repository or repository_with(schedule)
-    )
-    return schedule.evaluate_tick(context)
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=at,
+        repository_def=repository or repository_with(schedule),
+        resources={"rtarf_settings": RtarfSettingsResource()},
+    ) as context:
+        return schedule.evaluate_tick(context)
 
 
 LOOKBACK = "lookback"
@@ -155,10 +162,11 @@ SCHEDULE = "schedule"
     ],
 )
 def test_a_tick_requests_today_yesterday_in_the_first_hour_and_hourly_the_look_back(
-    at: datetime, lookback: int, requested: list[tuple[str, str]]
+    at: datetime, lookback: int, requested: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
 ):
+    monkeypatch.setenv("RTARF_LOOKBACK_DAYS", str(lookback))
     with dg.instance_for_test() as instance:
-        result = tick(build_rtarf_sync_schedule(300, True, lookback), at, instance)
+        result = tick(build_rtarf_sync_schedule(300, True), at, instance)
 
     assert [(request.partition_key, request.tags[TRIGGER_TAG]) for request in result.run_requests] == requested
     for request in result.run_requests:
@@ -193,11 +201,20 @@ def test_invalid_look_back_days_name_the_variable(raw: str, problem: str):
     assert "RTARF_LOOKBACK_DAYS" in str(raised.value)
 
 
-def test_the_look_back_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+def test_the_look_back_is_read_when_the_tick_starts_not_when_the_schedule_is_built(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RTARF_LOOKBACK_DAYS", "5")
+    schedule = build_rtarf_sync_schedule(300, True)
     monkeypatch.setenv("RTARF_LOOKBACK_DAYS", "1")
     with dg.instance_for_test() as instance:
-        result = tick(build_rtarf_sync_schedule(300, True), datetime(2025, 11, 14, 10, 0, tzinfo=UTC), instance)
+        result = tick(schedule, datetime(2025, 11, 14, 10, 0, tzinfo=UTC), instance)
     assert [request.partition_key for request in result.run_requests] == ["2025-11-14", "2025-11-13"]
+
+
+def test_an_invalid_look_back_fails_the_tick_naming_the_variable(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RTARF_LOOKBACK_DAYS", "forty")
+    with dg.instance_for_test() as instance, pytest.raises(dg.DagsterUserCodeExecutionError) as raised:
+        tick(build_rtarf_sync_schedule(300, True), datetime(2025, 11, 14, 10, 0, tzinfo=UTC), instance)
+    assert str(raised.value.user_exception) == "RTARF_LOOKBACK_DAYS must be a whole number of days, got 'forty'"
 
 
 def test_a_day_whose_sync_is_still_running_is_not_requested_again():

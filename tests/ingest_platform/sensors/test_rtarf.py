@@ -10,6 +10,7 @@ import pytest
 
 from ingest_platform.assets.rtarf import rtarf_events_asset, rtarf_sync_job
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
+from ingest_platform.resources.rtarf import RtarfSettingsResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from tests.fakes.elasticsearch import FakeElasticsearch
@@ -48,11 +49,20 @@ def run_sync(instance: dg.DagsterInstance, es_url: str, data_dir) -> dg.ExecuteI
     return job.execute_in_process(instance=instance, partition_key=DAY.isoformat(), raise_on_error=False)
 
 
-def evaluate(sensor: dg.RunStatusSensorDefinition, result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance):
+def evaluate(
+    sensor: dg.RunStatusSensorDefinition,
+    result: dg.ExecuteInProcessResult,
+    instance: dg.DagsterInstance,
+    settings: RtarfSettingsResource | None = None,
+):
     status = dg.DagsterEventType.RUN_SUCCESS if result.success else dg.DagsterEventType.RUN_FAILURE
     (event,) = [event for event in result.all_events if event.event_type == status]
     context = dg.build_run_status_sensor_context(
-        sensor_name=sensor.name, dagster_event=event, dagster_instance=instance, dagster_run=result.dagster_run
+        sensor_name=sensor.name,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"rtarf_settings": settings or RtarfSettingsResource()},
     )
     return sensor(context.for_run_failure() if not result.success else context)
 
@@ -123,3 +133,26 @@ def test_without_a_webhook_url_nothing_is_sent(es, data_dir, monkeypatch: pytest
 
     assert isinstance(outcome, dg.SkipReason)
     assert "RTARF_NOTIFY_WEBHOOK_URL is not set" in outcome.skip_message
+
+
+def test_the_webhook_is_the_one_the_resource_names_read_when_the_tick_starts(
+    es, data_dir, monkeypatch: pytest.MonkeyPatch
+):
+    settings = RtarfSettingsResource(notify_url_env="OPS_RTARF_HOOK", notify_secret_env="OPS_RTARF_HOOK_SECRET")
+    with WebhookReceiver().running() as running, dg.instance_for_test() as instance:
+        result = run_sync(instance, es.url, data_dir)
+        monkeypatch.delenv("RTARF_NOTIFY_WEBHOOK_URL", raising=False)
+        monkeypatch.setenv("OPS_RTARF_HOOK", running.url)
+        monkeypatch.setenv("OPS_RTARF_HOOK_SECRET", SECRET)
+        evaluate(rtarf_run_success_sensor, result, instance, settings)
+
+    (request,) = running.received
+    expected = hmac.new(SECRET.encode(), request.raw, hashlib.sha256).hexdigest()
+    assert request.headers["X-Rtarf-Signature"] == f"sha256={expected}"
+
+
+def test_the_unset_notification_settings_are_reported_before_a_tick(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("RTARF_NOTIFY_WEBHOOK_URL", raising=False)
+    monkeypatch.setenv("RTARF_NOTIFY_WEBHOOK_SECRET", SECRET)
+
+    assert list(RtarfSettingsResource().missing_settings()) == ["RTARF_NOTIFY_WEBHOOK_URL"]
