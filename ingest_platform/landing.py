@@ -6,22 +6,30 @@ nanoseconds since the epoch, zero-padded to 20 digits, a dash and the request id
 keeps the temporary file's mtime, which is therefore no arrival order). The document holds `stream`, `request_id`,
 `received_at` and the validated `payload`.
 
-After its rows are committed a file moves to `<stream>/loaded/<YYYY-MM-DD>/`; a file that cannot be loaded moves to
-`quarantine/<stream>/` next to a `.reason` file. The inbox therefore only holds files still to load.
+After its rows are committed a file moves to `<stream>/loaded/<YYYY-MM-DD>/` next to its receipt,
+`<request id>.receipt.json` (the webhook app's `GET /ingest/receipts/<id>` reads it; docs/landing.md has the
+contract); a file that cannot be loaded moves to `quarantine/<stream>/` next to a `.reason` file. The inbox therefore
+only holds files still to load. `ingest_platform/landing_retention.py` compacts old archived days.
 """
 
 import json
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest_platform.settings import create_private_file, make_private_dirs
+from ingest_platform.settings import PRIVATE_FILE_MODE, create_private_file, make_private_dirs
 
 LOADED_DIR = "loaded"
 QUARANTINE_DIR = "quarantine"
-_NAME = re.compile(r"^(\d{20})-[A-Za-z0-9_-]{1,64}\.json$")
+RECEIPT_SUFFIX = ".receipt.json"
+_NAME = re.compile(r"^(\d{20})-([A-Za-z0-9_-]{1,64})\.json$")
+# The webhook app writes the envelope before the payload, so `received_at` is within the document's first bytes.
+_RECEIVED_AT = re.compile(rb'"received_at"\s*:\s*"([^"]{1,64})"')
+ENVELOPE_BYTES = 1024
 
 
 class LandingFileError(Exception):
@@ -32,6 +40,30 @@ def landed_ns(name: str) -> int | None:
     """The landing time encoded in a file name, or None when the name is not a landing file's."""
     match = _NAME.match(name)
     return int(match.group(1)) if match else None
+
+
+def request_id_of(name: str) -> str:
+    match = _NAME.match(name)
+    if match is None:
+        raise LandingFileError(f"{name!r} is not a landing file name")
+    return match.group(2)
+
+
+def received_at_of(path: Path) -> str | None:
+    """The `received_at` of a landed document, read from its envelope without reading the payload."""
+    with path.open("rb") as file:
+        match = _RECEIVED_AT.search(file.read(ENVELOPE_BYTES))
+    return match.group(1).decode() if match else None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A file whose rows are committed, as its receipt tells it."""
+
+    name: str
+    rows: int
+    run_id: str | None
+    loaded_at: datetime
 
 
 def landed_day(name: str) -> str:
@@ -103,13 +135,46 @@ class LandingZone:
             raise LandingFileError(f"document is for stream {document.get('stream')!r}, not {stream!r}")
         return document
 
-    def archive(self, stream: str, name: str) -> None:
-        source = self.inbox(stream) / name
-        if not source.exists():
-            return
-        target_dir = self.inbox(stream) / LOADED_DIR / landed_day(name)
-        make_private_dirs(target_dir)
-        source.rename(target_dir / name)
+    def archive(self, stream: str, loaded: Iterable[Loaded]) -> None:
+        """Move files whose rows are committed to the archive, each next to its receipt.
+
+        Every receipt is durable before any of the files moves, so a file in the archive always has one: a receipt
+        says "loaded" only for a file that is there, and a crash before the move leaves the file in the inbox (and
+        in the ledger), to be archived with its receipt again by the next run.
+        """
+        by_day: dict[str, list[Loaded]] = {}
+        for item in loaded:
+            if (self.inbox(stream) / item.name).exists():
+                by_day.setdefault(landed_day(item.name), []).append(item)
+        for day, items in sorted(by_day.items()):
+            target_dir = self.inbox(stream) / LOADED_DIR / day
+            make_private_dirs(target_dir)
+            for item in items:
+                self._write_receipt(stream, target_dir, item)
+            _fsync_dir(target_dir)
+            for item in items:
+                (self.inbox(stream) / item.name).rename(target_dir / item.name)
+
+    def _write_receipt(self, stream: str, target_dir: Path, item: Loaded) -> None:
+        request_id = request_id_of(item.name)
+        receipt = {
+            "request_id": request_id,
+            "stream": stream,
+            "name": item.name,
+            "received_at": received_at_of(self.inbox(stream) / item.name),
+            "loaded_at": item.loaded_at.astimezone(UTC).isoformat(),
+            "run_id": item.run_id,
+            "rows": item.rows,
+        }
+        final = target_dir / f"{request_id}{RECEIPT_SUFFIX}"
+        temporary = target_dir / f".{request_id}{RECEIPT_SUFFIX}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        try:
+            os.write(descriptor, json.dumps(receipt, separators=(",", ":")).encode())
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        temporary.rename(final)
 
     def quarantine(self, stream: str, name: str, reason: str) -> Path:
         target_dir = self.root / QUARANTINE_DIR / stream
@@ -133,3 +198,11 @@ class LandingZone:
         except FileNotFoundError:
             return []
         return sorted(name for name in names if landed_ns(name) is not None)
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
