@@ -15,6 +15,8 @@ only holds files still to load. `ingest_platform/landing_retention.py` compacts 
 import json
 import os
 import re
+import sqlite3
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +28,10 @@ from ingest_platform.settings import PRIVATE_FILE_MODE, create_private_file, mak
 LOADED_DIR = "loaded"
 QUARANTINE_DIR = "quarantine"
 RECEIPT_SUFFIX = ".receipt.json"
+# A compacted day (ingest_platform/landing_retention.py): `<stream>/loaded/<day>.jsonl.gz` and its index.
+COMPACTED_SUFFIX = ".jsonl.gz"
+COMPACTED_INDEX_SUFFIX = ".receipts.sqlite"
+DOCUMENT_MARKER = b',"document":'
 _NAME = re.compile(r"^(\d{20})-([A-Za-z0-9_-]{1,64})\.json$")
 # The webhook app writes the envelope before the payload, so `received_at` is within the document's first bytes.
 _RECEIVED_AT = re.compile(rb'"received_at"\s*:\s*"([^"]{1,64})"')
@@ -119,14 +125,41 @@ class LandingZone:
         archived = self.inbox(stream) / LOADED_DIR / day
         if archived.is_dir():
             names += [name for name in os.listdir(archived) if landed_ns(name) is not None]
+        names += self._compacted_names(stream, day)
         return sorted(set(names))
+
+    def _compacted_index(self, stream: str, day: str) -> Path:
+        return self.inbox(stream) / LOADED_DIR / f"{day}{COMPACTED_INDEX_SUFFIX}"
+
+    def _compacted_names(self, stream: str, day: str) -> list[str]:
+        index = self._compacted_index(stream, day)
+        if not index.is_file():
+            return []
+        with _read_only(index) as connection:
+            return [name for (name,) in connection.execute("SELECT name FROM receipts")]
+
+    def _compacted_document(self, stream: str, name: str) -> bytes | None:
+        """A file's document from its compacted day, reading the one gzip member that holds it."""
+        day = landed_day(name)
+        index = self._compacted_index(stream, day)
+        if not index.is_file():
+            return None
+        with _read_only(index) as connection:
+            found = connection.execute("SELECT member_offset FROM receipts WHERE name = ?", (name,)).fetchone()
+        if found is None:
+            return None
+        compacted = self.inbox(stream) / LOADED_DIR / f"{day}{COMPACTED_SUFFIX}"
+        return next(
+            (document for line_name, _, document in read_member(compacted, found[0]) if line_name == name), None
+        )
 
     def read(self, stream: str, name: str) -> dict[str, Any]:
         path = self.locate(stream, name)
-        if path is None:
+        content = path.read_bytes() if path is not None else self._compacted_document(stream, name)
+        if content is None:
             raise FileNotFoundError(f"landing file {stream}/{name} is neither in the inbox nor in {LOADED_DIR}/")
         try:
-            document = json.loads(path.read_bytes())
+            document = json.loads(content)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise LandingFileError(f"not valid JSON: {error}") from error
         if not isinstance(document, dict) or "payload" not in document:
@@ -206,3 +239,38 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+class _read_only:
+    """A read-only connection to a compacted day's index, closed on exit (sqlite3's own context only commits)."""
+
+    def __init__(self, path: Path) -> None:
+        self.connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.connection
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.connection.close()
+
+
+def read_member(path: Path, offset: int) -> list[tuple[str, dict | None, bytes]]:
+    """The lines of a compacted file's gzip member that starts at `offset`."""
+    inflater = zlib.decompressobj(wbits=31)
+    chunks = []
+    with path.open("rb") as file:
+        file.seek(offset)
+        while not inflater.eof:
+            chunk = file.read(1 << 16)
+            if not chunk:
+                break
+            chunks.append(inflater.decompress(chunk))
+    return [split_line(line) for line in b"".join(chunks).splitlines()]
+
+
+def split_line(line: bytes) -> tuple[str, dict | None, bytes]:
+    """A compacted line's file name, receipt and document bytes."""
+    # Inside a JSON string a quote is always escaped, so the first `,"document":` is the line's own.
+    head, _, document = line.partition(DOCUMENT_MARKER)
+    header = json.loads(head + b"}")
+    return header["name"], header.get("receipt"), document[:-1]
