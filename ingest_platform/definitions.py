@@ -8,6 +8,7 @@ import dagster as dg
 
 from ingest_platform.assets import app, bigtop, rtarf, vivenu
 from ingest_platform.jobs.bigtop import bigtop_probe, bigtop_push_to_production_job
+from ingest_platform.jobs.landing import landing_retention_job
 from ingest_platform.resources.app import AppRollupResource
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
@@ -18,6 +19,7 @@ from ingest_platform.resources.vivenu import VivenuResource, VivenuWebhooksResou
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.schedules.app import app_rollup_schedule
 from ingest_platform.schedules.bigtop import bigtop_collect_schedule
+from ingest_platform.schedules.landing import landing_retention_schedule
 from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
 from ingest_platform.sensors.app import app_landing_sensors, app_rollup_sensor, app_search_automation_sensor
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
@@ -47,8 +49,9 @@ defs = dg.Definitions(
         rtarf.rtarf_sync_job,
         vivenu.vivenu_sync_job,
         vivenu.vivenu_pull_job,
+        landing_retention_job,
     ],
-    schedules=[bigtop_collect_schedule, build_rtarf_sync_schedule(), app_rollup_schedule],
+    schedules=[bigtop_collect_schedule, build_rtarf_sync_schedule(), app_rollup_schedule, landing_retention_schedule],
     sensors=[
         bigtop_landing_sensor,
         *app_landing_sensors,

@@ -6,22 +6,36 @@ nanoseconds since the epoch, zero-padded to 20 digits, a dash and the request id
 keeps the temporary file's mtime, which is therefore no arrival order). The document holds `stream`, `request_id`,
 `received_at` and the validated `payload`.
 
-After its rows are committed a file moves to `<stream>/loaded/<YYYY-MM-DD>/`; a file that cannot be loaded moves to
-`quarantine/<stream>/` next to a `.reason` file. The inbox therefore only holds files still to load.
+After its rows are committed a file moves to `<stream>/loaded/<YYYY-MM-DD>/` next to its receipt,
+`<request id>.receipt.json` (the webhook app's `GET /ingest/receipts/<id>` reads it; docs/landing.md has the
+contract); a file that cannot be loaded moves to `quarantine/<stream>/` next to a `.reason` file. The inbox therefore
+only holds files still to load. `ingest_platform/landing_retention.py` compacts old archived days.
 """
 
 import json
 import os
 import re
+import sqlite3
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest_platform.settings import create_private_file, make_private_dirs
+from ingest_platform.settings import PRIVATE_FILE_MODE, create_private_file, make_private_dirs
 
 LOADED_DIR = "loaded"
 QUARANTINE_DIR = "quarantine"
-_NAME = re.compile(r"^(\d{20})-[A-Za-z0-9_-]{1,64}\.json$")
+RECEIPT_SUFFIX = ".receipt.json"
+# A compacted day (ingest_platform/landing_retention.py): `<stream>/loaded/<day>.jsonl.gz` and its index.
+COMPACTED_SUFFIX = ".jsonl.gz"
+COMPACTED_INDEX_SUFFIX = ".receipts.sqlite"
+DOCUMENT_MARKER = b',"document":'
+_NAME = re.compile(r"^(\d{20})-([A-Za-z0-9_-]{1,64})\.json$")
+# The webhook app writes the envelope before the payload, so `received_at` is within the document's first bytes.
+_RECEIVED_AT = re.compile(rb'"received_at"\s*:\s*"([^"]{1,64})"')
+ENVELOPE_BYTES = 1024
 
 
 class LandingFileError(Exception):
@@ -32,6 +46,30 @@ def landed_ns(name: str) -> int | None:
     """The landing time encoded in a file name, or None when the name is not a landing file's."""
     match = _NAME.match(name)
     return int(match.group(1)) if match else None
+
+
+def request_id_of(name: str) -> str:
+    match = _NAME.match(name)
+    if match is None:
+        raise LandingFileError(f"{name!r} is not a landing file name")
+    return match.group(2)
+
+
+def received_at_of(path: Path) -> str | None:
+    """The `received_at` of a landed document, read from its envelope without reading the payload."""
+    with path.open("rb") as file:
+        match = _RECEIVED_AT.search(file.read(ENVELOPE_BYTES))
+    return match.group(1).decode() if match else None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A file whose rows are committed, as its receipt tells it."""
+
+    name: str
+    rows: int
+    run_id: str | None
+    loaded_at: datetime
 
 
 def landed_day(name: str) -> str:
@@ -87,14 +125,41 @@ class LandingZone:
         archived = self.inbox(stream) / LOADED_DIR / day
         if archived.is_dir():
             names += [name for name in os.listdir(archived) if landed_ns(name) is not None]
+        names += self._compacted_names(stream, day)
         return sorted(set(names))
+
+    def _compacted_index(self, stream: str, day: str) -> Path:
+        return self.inbox(stream) / LOADED_DIR / f"{day}{COMPACTED_INDEX_SUFFIX}"
+
+    def _compacted_names(self, stream: str, day: str) -> list[str]:
+        index = self._compacted_index(stream, day)
+        if not index.is_file():
+            return []
+        with _read_only(index) as connection:
+            return [name for (name,) in connection.execute("SELECT name FROM receipts")]
+
+    def _compacted_document(self, stream: str, name: str) -> bytes | None:
+        """A file's document from its compacted day, reading the one gzip member that holds it."""
+        day = landed_day(name)
+        index = self._compacted_index(stream, day)
+        if not index.is_file():
+            return None
+        with _read_only(index) as connection:
+            found = connection.execute("SELECT member_offset FROM receipts WHERE name = ?", (name,)).fetchone()
+        if found is None:
+            return None
+        compacted = self.inbox(stream) / LOADED_DIR / f"{day}{COMPACTED_SUFFIX}"
+        return next(
+            (document for line_name, _, document in read_member(compacted, found[0]) if line_name == name), None
+        )
 
     def read(self, stream: str, name: str) -> dict[str, Any]:
         path = self.locate(stream, name)
-        if path is None:
+        content = path.read_bytes() if path is not None else self._compacted_document(stream, name)
+        if content is None:
             raise FileNotFoundError(f"landing file {stream}/{name} is neither in the inbox nor in {LOADED_DIR}/")
         try:
-            document = json.loads(path.read_bytes())
+            document = json.loads(content)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise LandingFileError(f"not valid JSON: {error}") from error
         if not isinstance(document, dict) or "payload" not in document:
@@ -103,13 +168,46 @@ class LandingZone:
             raise LandingFileError(f"document is for stream {document.get('stream')!r}, not {stream!r}")
         return document
 
-    def archive(self, stream: str, name: str) -> None:
-        source = self.inbox(stream) / name
-        if not source.exists():
-            return
-        target_dir = self.inbox(stream) / LOADED_DIR / landed_day(name)
-        make_private_dirs(target_dir)
-        source.rename(target_dir / name)
+    def archive(self, stream: str, loaded: Iterable[Loaded]) -> None:
+        """Move files whose rows are committed to the archive, each next to its receipt.
+
+        Every receipt is durable before any of the files moves, so a file in the archive always has one: a receipt
+        says "loaded" only for a file that is there, and a crash before the move leaves the file in the inbox (and
+        in the ledger), to be archived with its receipt again by the next run.
+        """
+        by_day: dict[str, list[Loaded]] = {}
+        for item in loaded:
+            if (self.inbox(stream) / item.name).exists():
+                by_day.setdefault(landed_day(item.name), []).append(item)
+        for day, items in sorted(by_day.items()):
+            target_dir = self.inbox(stream) / LOADED_DIR / day
+            make_private_dirs(target_dir)
+            for item in items:
+                self._write_receipt(stream, target_dir, item)
+            _fsync_dir(target_dir)
+            for item in items:
+                (self.inbox(stream) / item.name).rename(target_dir / item.name)
+
+    def _write_receipt(self, stream: str, target_dir: Path, item: Loaded) -> None:
+        request_id = request_id_of(item.name)
+        receipt = {
+            "request_id": request_id,
+            "stream": stream,
+            "name": item.name,
+            "received_at": received_at_of(self.inbox(stream) / item.name),
+            "loaded_at": item.loaded_at.astimezone(UTC).isoformat(),
+            "run_id": item.run_id,
+            "rows": item.rows,
+        }
+        final = target_dir / f"{request_id}{RECEIPT_SUFFIX}"
+        temporary = target_dir / f".{request_id}{RECEIPT_SUFFIX}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+        try:
+            os.write(descriptor, json.dumps(receipt, separators=(",", ":")).encode())
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        temporary.rename(final)
 
     def quarantine(self, stream: str, name: str, reason: str) -> Path:
         target_dir = self.root / QUARANTINE_DIR / stream
@@ -133,3 +231,46 @@ class LandingZone:
         except FileNotFoundError:
             return []
         return sorted(name for name in names if landed_ns(name) is not None)
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class _read_only:
+    """A read-only connection to a compacted day's index, closed on exit (sqlite3's own context only commits)."""
+
+    def __init__(self, path: Path) -> None:
+        self.connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.connection
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.connection.close()
+
+
+def read_member(path: Path, offset: int) -> list[tuple[str, dict | None, bytes]]:
+    """The lines of a compacted file's gzip member that starts at `offset`."""
+    inflater = zlib.decompressobj(wbits=31)
+    chunks = []
+    with path.open("rb") as file:
+        file.seek(offset)
+        while not inflater.eof:
+            chunk = file.read(1 << 16)
+            if not chunk:
+                break
+            chunks.append(inflater.decompress(chunk))
+    return [split_line(line) for line in b"".join(chunks).splitlines()]
+
+
+def split_line(line: bytes) -> tuple[str, dict | None, bytes]:
+    """A compacted line's file name, receipt and document bytes."""
+    # Inside a JSON string a quote is always escaped, so the first `,"document":` is the line's own.
+    head, _, document = line.partition(DOCUMENT_MARKER)
+    header = json.loads(head + b"}")
+    return header["name"], header.get("receipt"), document[:-1]

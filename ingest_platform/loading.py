@@ -4,12 +4,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import ValidationError
 
-from ingest_platform.landing import LandingFileError, LandingZone
+from ingest_platform.landing import LandingFileError, LandingZone, Loaded
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.result import UpsertResult
@@ -59,9 +60,9 @@ def load_landing_files(
     zone = landing.zone()
     names = sorted(set(config.files)) or zone.files_for_day(stream, context.partition_key)
     with _warehouse_failures(stream):
-        already_loaded = set() if config.reload else _ledgered(warehouse, stream, names)
-    for name in sorted(already_loaded):
-        zone.archive(stream, name)
+        already_loaded = {} if config.reload else _ledgered(warehouse, stream, names)
+    # A crash between a commit and its archive: the receipt tells the committed load's run and rows.
+    zone.archive(stream, [already_loaded[name] for name in sorted(already_loaded)])
 
     batch: list[_ParsedFile] = []
     quarantined: dict[str, str] = {}
@@ -168,8 +169,8 @@ def _write_isolating(
             quarantined[parsed.name] = reason
             context.log.warning(f"quarantined {stream}/{parsed.name}: {reason}")
             continue
-        for parsed in group:
-            zone.archive(stream, parsed.name)
+        loaded_at = datetime.now(UTC)
+        zone.archive(stream, [Loaded(parsed.name, len(parsed.rows), context.run.run_id, loaded_at) for parsed in group])
         written.add(group, result, figures)
 
 
@@ -219,18 +220,19 @@ def _upsert_into(table: "sa.Table", key: Sequence[str]) -> WriteRows:
     return write
 
 
-def _ledgered(warehouse: WarehouseResource, stream: str, names: list[str]) -> set[str]:
+def _ledgered(warehouse: WarehouseResource, stream: str, names: list[str]) -> dict[str, Loaded]:
     import sqlalchemy as sa
 
     from ingest_platform.warehouse.tables import landing_ledger
 
     if not names:
-        return set()
-    query = sa.select(landing_ledger.c.file_name).where(
-        landing_ledger.c.stream == stream, landing_ledger.c.file_name.in_(names)
+        return {}
+    ledger = landing_ledger.c
+    query = sa.select(ledger.file_name, ledger.rows, ledger.run_id, ledger.loaded_at).where(
+        ledger.stream == stream, ledger.file_name.in_(names)
     )
     with warehouse.engine.connect() as connection:
-        return set(connection.scalars(query))
+        return {row.file_name: Loaded(*row) for row in connection.execute(query)}
 
 
 def _reason(error: Exception) -> str:

@@ -101,3 +101,26 @@ def create_private_file(path: Path) -> bool:
     os.fchmod(descriptor, PRIVATE_FILE_MODE)
     os.close(descriptor)
     return True
+
+
+DEFAULT_COMPACT_AFTER_DAYS = 7
+
+
+def landing_compact_after_days() -> int:
+    """Archived landing days older than this many days are compacted: `LANDING_COMPACT_AFTER_DAYS`, else 7."""
+    value = os.environ.get("LANDING_COMPACT_AFTER_DAYS")
+    days = int(value) if value else DEFAULT_COMPACT_AFTER_DAYS
+    if days < 0:
+        raise ValueError(f"LANDING_COMPACT_AFTER_DAYS must be >= 0, not {value!r}")
+    return days
+
+
+def landing_retention_days() -> int | None:
+    """Compacted landing days older than this many days are deleted: `LANDING_RETENTION_DAYS`; unset keeps them."""
+    value = os.environ.get("LANDING_RETENTION_DAYS")
+    if not value:
+        return None
+    days = int(value)
+    if days < 0:
+        raise ValueError(f"LANDING_RETENTION_DAYS must be >= 0, not {value!r}")
+    return days

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest_platform.landing import Loaded
+from webhook_app.audit import new_request_id
+
 
 def land(root: Path, stream: str, payload: Any, *, at_ns: int | None = None, raw: bytes | None = None) -> str:
     """Put one landing document (or `raw` bytes) into `stream`'s inbox and return its file name."""
-    request_id = uuid.uuid4().hex
     ns = at_ns if at_ns is not None else time.time_ns() - 10_000_000_000
+    request_id = new_request_id(ns)
     name = f"{ns:020d}-{request_id}.json"
     inbox = root / stream
     inbox.mkdir(parents=True, exist_ok=True)
@@ -23,6 +26,11 @@ def land(root: Path, stream: str, payload: Any, *, at_ns: int | None = None, raw
     }
     (inbox / name).write_bytes(raw if raw is not None else json.dumps(document).encode())
     return name
+
+
+def loaded(*names: str, rows: int = 0, run_id: str = "test-run") -> list[Loaded]:
+    """What a run's commit of `names` tells `LandingZone.archive`."""
+    return [Loaded(name, rows, run_id, datetime.now(UTC)) for name in names]
 
 
 def bigtop_batch(*events: dict, run_id: str = "run-1") -> dict:

@@ -14,6 +14,8 @@ ROOT_MODULES = {
     "definitions",
     "http_retry",
     "landing",
+    # the archive's compaction and retention: the landing zone's upkeep, every stream's
+    "landing_retention",
     "loading",
     # docker/'s two code locations (core, browser) cut from the one `defs`; they span every source.
     "locations",

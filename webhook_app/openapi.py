@@ -22,6 +22,7 @@ _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 ERROR_DESCRIPTIONS = {
     400: "Malformed request (invalid JSON, a body that cannot be read whole, bad signature)",
     401: "Missing or invalid credential",
+    404: "Unknown, or not visible to this credential (the same answer either way)",
     403: "Cross-origin request refused",
     413: "Body larger than the server accepts",
     415: "Content-Type is not application/json",
@@ -57,7 +58,7 @@ class Operation:
     summary: str
     responses: Mapping[int, tuple[str, type[BaseModel] | None]]
     body: type[BaseModel] | None = None
-    credential: Credential | None = None
+    credential: Credential | tuple[Credential, ...] | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
     tags: tuple[str, ...] = ()
@@ -68,12 +69,13 @@ def documented(
     summary: str,
     responses: Mapping[int, tuple[str, type[BaseModel] | None]],
     body: type[BaseModel] | None = None,
-    credential: Credential | None = None,
+    credential: Credential | tuple[Credential, ...] | None = None,
     errors: tuple[int, ...] = (),
     description: str = "",
     tags: tuple[str, ...] = (),
 ) -> Callable[[View], View]:
-    """Describe a view for the OpenAPI document; `errors` lists the error statuses it answers with."""
+    """Describe a view for the OpenAPI document; `errors` lists the error statuses it answers with, `credential` the
+    scheme it needs, or the schemes of which any one will do."""
     operation = Operation(summary, responses, body, credential, errors, description, tags)
 
     def decorate(view: View) -> View:
@@ -122,9 +124,10 @@ def build_document(app: Flask, *, title: str, version: str) -> dict[str, Any]:
                 "content": {"application/json": {"schema": refs[(ErrorBody, "serialization")]}},
             }
         entry["responses"] = responses
+        credentials = operation.credential if isinstance(operation.credential, tuple) else (operation.credential,)
         if operation.credential is not None:
-            schemes[operation.credential.name] = operation.credential.scheme
-            entry["security"] = [{operation.credential.name: []}]
+            schemes.update((credential.name, credential.scheme) for credential in credentials)
+            entry["security"] = [{credential.name: []} for credential in credentials]
         paths.setdefault(path, {})[method] = entry
 
     return {

@@ -5,6 +5,9 @@ own `sent_at`. A batch is serialised once and re-sent byte for byte: timeouts, t
 retried with exponential backoff (a `Retry-After` from the server wins), any other 4xx is the batch's own fault and is
 never retried. Production upserts by (source_id, external_id), so a retried batch that had in fact landed duplicates
 nothing. The token only ever travels in the `Authorization` header; every line this module reports is redacted.
+
+Each accepted batch's request id is reported; `wait_until_loaded` then polls production's
+`GET /ingest/receipts/<id>` until every batch is loaded (or quarantined, or the wait times out).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ BIGTOP_SOURCE_ID = 5
 MAX_BATCH_SIZE = 500
 DEFAULT_BATCH_SIZE = 250
 ENDPOINT_PATH = "/api/ingest/bigtop/events"
+RECEIPTS_PATH = "/ingest/receipts/"
 EVENT_FIELDS = ("external_id", "title", "start_utc", "end_utc", "description", "location", "external_url", "categories")
 # A wrong token, a wrong URL or a redirect fails every batch the same way: the push stops at the first one.
 STOP_STATUSES = frozenset({401, 403, 404})
@@ -144,6 +148,7 @@ class BatchResult:
     accepted: int = 0
     error: str | None = None
     stops_push: bool = False
+    request_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -293,7 +298,8 @@ def _post_batch(
         else:
             status = response.status_code
             if response.is_success:
-                return BatchResult(number, size, attempt, status, accepted=_accepted(response, size))
+                accepted, request_id = _accepted(response, size)
+                return BatchResult(number, size, attempt, status, accepted=accepted, request_id=request_id)
             problem = _describe(response)
             if status != 429 and status < 500:
                 stops = status in STOP_STATUSES or response.is_redirect
@@ -323,12 +329,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _accepted(response: httpx.Response, size: int) -> int:
+def _accepted(response: httpx.Response, size: int) -> tuple[int, str | None]:
+    """The batch's accepted count and request id, as far as the answer tells them."""
     try:
-        accepted = response.json().get("accepted")
+        body = response.json()
+        accepted, request_id = body.get("accepted"), body.get("request_id")
     except (ValueError, AttributeError):
-        return size
-    return accepted if isinstance(accepted, int) else size
+        return size, None
+    return (accepted if isinstance(accepted, int) else size), (request_id if isinstance(request_id, str) else None)
 
 
 def _describe(response: httpx.Response) -> str:
@@ -359,5 +367,78 @@ def _retry_after(response: httpx.Response, retry: RetryPolicy) -> float | None:
 def _progress_line(result: BatchResult, *, total: int) -> str:
     head = f"batch {result.number}/{total}: {result.events} events"
     if result.ok:
-        return f"{head} -> HTTP {result.status}, {result.accepted} accepted (attempts: {result.attempts})"
+        request = f", request {result.request_id}" if result.request_id else ""
+        return f"{head} -> HTTP {result.status}, {result.accepted} accepted{request} (attempts: {result.attempts})"
     return f"{head} FAILED after {result.attempts} attempt(s): {result.error}"
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """The last receipt state of every batch a wait followed (`unknown` when production never told one)."""
+
+    states: dict[str, str]
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(state == "loaded" for state in self.states.values())
+
+    def line(self) -> str:
+        counts = {state: list(self.states.values()).count(state) for state in sorted(set(self.states.values()))}
+        told = ", ".join(f"{count} {state}" for state, count in counts.items())
+        return f"wait {'ok' if self.ok else 'FAILED'}: {len(self.states)} batches: {told or 'none'}"
+
+
+def wait_until_loaded(
+    request_ids: Sequence[str],
+    *,
+    api_base: str,
+    token: str,
+    timeout_seconds: float,
+    poll_seconds: float = 1.0,
+    request_timeout_seconds: float = 30.0,
+    report: Report = print,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> WaitOutcome:
+    """Poll each request's receipt until it is loaded or quarantined, or `timeout_seconds` have passed."""
+    import httpx
+
+    base = endpoint_url(api_base).removesuffix(ENDPOINT_PATH)
+    token = token.strip()
+    states = dict.fromkeys(request_ids, "unknown")
+    reasons: dict[str, str] = {}
+    deadline = clock() + timeout_seconds
+    headers = {"Authorization": f"Bearer {token}", "User-Agent": "ingest-platform-bigtop-push"}
+    with httpx.Client(headers=headers, timeout=request_timeout_seconds, follow_redirects=False) as client:
+        while True:
+            for request_id in [rid for rid, state in states.items() if state not in ("loaded", "quarantined")]:
+                state, reason = _receipt_state(client, f"{base}{RECEIPTS_PATH}{request_id}")
+                if state != states[request_id]:
+                    report(redact(f"request {request_id}: {state}" + (f" ({reason})" if reason else ""), token))
+                states[request_id] = state
+                if reason:
+                    reasons[request_id] = reason
+            if all(state in ("loaded", "quarantined") for state in states.values()) or clock() >= deadline:
+                break
+            sleep(min(poll_seconds, max(0.0, deadline - clock())))
+    outcome = WaitOutcome(states, reasons)
+    report(outcome.line())
+    return outcome
+
+
+def _receipt_state(client: httpx.Client, url: str) -> tuple[str, str | None]:
+    """The receipt's state and reason; a failed poll reads as `unknown` and is asked again."""
+    import httpx
+
+    try:
+        response = client.get(url)
+    except httpx.TransportError as error:
+        return "unknown", f"{type(error).__name__}"
+    if not response.is_success:
+        return "unknown", _describe(response)
+    try:
+        body = response.json()
+    except ValueError:
+        return "unknown", "the receipt is not JSON"
+    return str(body.get("state", "unknown")), body.get("reason")

@@ -2,8 +2,10 @@
 
 Collects (the Big Top collector asset, through Dagster), then pushes the source's events of the local warehouse to
 production in batches. `--dry-run` collects with the same options and prints what would be sent, writing and posting
-nothing. Exit codes: 0 everything accepted, 1 a batch failed or was not sent, 2 the bridge could not start (bad
-option, missing token or URL, ENV=production, collector missing, busy or failed).
+nothing. `--wait-loaded` then polls production's receipts (`GET /ingest/receipts/<request id>`) until every batch
+is loaded. Exit codes: 0 everything accepted (and, with `--wait-loaded`, loaded), 1 a batch failed or was not sent,
+2 the bridge could not start (bad option, missing token or URL, ENV=production, collector missing, busy or failed),
+3 a batch was quarantined or not loaded within `--wait-timeout`.
 """
 
 import argparse
@@ -31,6 +33,7 @@ from ingest_platform.bigtop.push import (
     refuse_in_production,
     select_local_events,
     validate_batch_size,
+    wait_until_loaded,
 )
 from ingest_platform.cli import GROUPS, add_command
 from ingest_platform.jobs.bigtop import bridge_instance, collect, collect_without_writing
@@ -39,6 +42,7 @@ from ingest_platform.resources.warehouse import engine_for
 
 EXIT_PUSH_FAILED = 1
 EXIT_CANNOT_START = 2
+EXIT_NOT_LOADED = 3
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -107,6 +111,17 @@ def register(groups: argparse._SubParsersAction) -> None:
     push.add_argument(
         "--retry-backoff", type=_seconds, default=1.0, help="first retry pause in seconds, doubling (default: 1)"
     )
+    push.add_argument(
+        "--wait-loaded",
+        action="store_true",
+        help="after the push, poll production's receipts until every batch is loaded (exit 3 if one is not)",
+    )
+    push.add_argument(
+        "--wait-timeout",
+        type=_positive_float,
+        default=600.0,
+        help="seconds --wait-loaded waits for all batches (default: 600)",
+    )
     push.set_defaults(handler=run_push)
 
 
@@ -142,7 +157,20 @@ def run_push(args: argparse.Namespace, *, defs: dg.Definitions | None = None) ->
         retry=RetryPolicy(max_attempts=args.max_attempts, backoff_seconds=args.retry_backoff),
         report=_print,
     )
-    return 0 if summary.ok else EXIT_PUSH_FAILED
+    if not summary.ok:
+        return EXIT_PUSH_FAILED
+    if args.wait_loaded:
+        waited = wait_until_loaded(
+            [result.request_id for result in summary.results if result.request_id],
+            api_base=api_base,
+            token=token,
+            timeout_seconds=args.wait_timeout,
+            request_timeout_seconds=args.timeout,
+            report=_print,
+        )
+        if not waited.ok:
+            return EXIT_NOT_LOADED
+    return 0
 
 
 def _collector_config(args: argparse.Namespace) -> BigTopCollectConfig:

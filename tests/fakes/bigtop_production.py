@@ -74,7 +74,8 @@ class BigTopProduction:
     def landed_documents(self) -> list[dict[str, Any]]:
         """Every batch production has made durable (inbox and loaded archive)."""
         stream_dir = self.landing_dir / PUSH_STREAM
-        return [json.loads(path.read_bytes()) for path in sorted(stream_dir.rglob("*.json"))]
+        # `*-*.json`: the landed files, not the receipts (`<request id>.receipt.json`) the loader leaves beside them.
+        return [json.loads(path.read_bytes()) for path in sorted(stream_dir.rglob("*-*.json"))]
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)

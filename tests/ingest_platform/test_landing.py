@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ingest_platform.landing import LandingFileError, LandingZone, landed_day, landed_ns
-from tests.landing_files import land
+from tests.landing_files import land, loaded
 
 STREAM = "bigtop_events"
 MARCH_1 = int(datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC).timestamp() * 1e9)
@@ -54,7 +54,7 @@ def test_pending_leaves_files_younger_than_the_settle_bound(tmp_path) -> None:
 def test_archive_moves_out_of_the_inbox_and_stays_locatable(tmp_path) -> None:
     zone = LandingZone(tmp_path)
     name = land(tmp_path, STREAM, {"x": 1}, at_ns=MARCH_1)
-    zone.archive(STREAM, name)
+    zone.archive(STREAM, loaded(name))
     assert zone.pending(STREAM, limit=10) == []
     assert zone.locate(STREAM, name) == tmp_path / STREAM / "loaded" / "2026-03-01" / name
     assert zone.read(STREAM, name)["payload"] == {"x": 1}
@@ -72,11 +72,11 @@ def test_quarantine_keeps_the_file_and_its_reason(tmp_path) -> None:
 
 def test_the_archive_and_the_quarantine_are_owner_only(tmp_path) -> None:
     zone = LandingZone(tmp_path)
-    loaded = land(tmp_path, STREAM, {"x": 1}, at_ns=MARCH_1)
+    archived = land(tmp_path, STREAM, {"x": 1}, at_ns=MARCH_1)
     bad = land(tmp_path, STREAM, {}, raw=b"{not json")
     previous = os.umask(0o022)
     try:
-        zone.archive(STREAM, loaded)
+        zone.archive(STREAM, loaded(archived))
         zone.quarantine(STREAM, bad, "not valid JSON")
     finally:
         os.umask(previous)

@@ -2,6 +2,7 @@
 bad file, and a file already in the ledger never stays in the inbox. Landing files are written directly, past the
 webhook app's validation, because the loader must isolate what the edge let through (or an older edge landed)."""
 
+import json
 import random
 import shutil
 import string
@@ -16,11 +17,12 @@ import sqlalchemy as sa
 from bench.common import free_port
 from ingest_platform.assets.app import app_raw_donations
 from ingest_platform.assets.bigtop import bigtop_pushed_events
-from ingest_platform.landing import LandingZone
+from ingest_platform.landing import RECEIPT_SUFFIX, LandingZone, request_id_of
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.warehouse.tables import donations, events, landing_ledger
 from tests.landing_files import bigtop_batch, bigtop_event, land, stripe_succeeded
+from webhook_app import create_app
 
 DAY = "2026-03-01"
 DAY_NS = int(datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp() * 1e9)
@@ -225,3 +227,36 @@ def test_no_payload_value_reaches_the_event_log_or_the_compute_logs(request, dat
             assert EMAIL.encode() not in content and SECRET.encode() not in content, path
         for reason in (landing_dir / "quarantine").rglob("*.reason"):
             assert EMAIL not in reason.read_text() and SECRET not in reason.read_text()
+
+
+def test_a_run_leaves_a_receipt_next_to_each_archived_file_and_the_ledger_restores_it(warehouse, landing_dir) -> None:
+    names = [
+        land(landing_dir, "bigtop_events", bigtop_batch(bigtop_event("a"), bigtop_event("b")), at_ns=DAY_NS),
+        land(landing_dir, "bigtop_events", bigtop_batch(bigtop_event("c")), at_ns=DAY_NS + 1),
+    ]
+    first = run_load(bigtop_pushed_events, warehouse, landing_dir, names)
+    archive = landing_dir / "bigtop_events" / "loaded" / DAY
+    receipts = {name: json.loads((archive / f"{request_id_of(name)}{RECEIPT_SUFFIX}").read_bytes()) for name in names}
+    assert [(receipt["name"], receipt["rows"], receipt["run_id"]) for receipt in receipts.values()] == [
+        (names[0], 2, first.run_id),
+        (names[1], 1, first.run_id),
+    ]
+    assert {receipt["received_at"] for receipt in receipts.values()} == {"2026-03-01T12:00:00+00:00"}
+
+    # A crash after the commit and before the archive (and its receipt): the file is back in the inbox, no receipt.
+    (archive / names[1]).rename(landing_dir / "bigtop_events" / names[1])
+    (archive / f"{request_id_of(names[1])}{RECEIPT_SUFFIX}").unlink()
+    client = create_app(
+        {"TESTING": True, "LANDING_DIR": str(landing_dir), "BIGTOP_INGEST_TOKEN": "receipt-test-token-0123456789"}
+    ).test_client()
+    url = f"/ingest/receipts/{request_id_of(names[1])}"
+    headers = {"Authorization": "Bearer receipt-test-token-0123456789"}
+    assert client.get(url, headers=headers).json["state"] == "landed"
+
+    again = run_load(bigtop_pushed_events, warehouse, landing_dir, names[1:])
+
+    assert again.run_id != first.run_id
+    receipt = client.get(url, headers=headers).json
+    assert (receipt["state"], receipt["rows"], receipt["run_id"]) == ("loaded", 1, first.run_id)
+    # The ledger's time of the first commit (its clock, not the archive's), never the second run's.
+    assert receipt["loaded_at"] <= receipts[names[1]]["loaded_at"]

@@ -32,6 +32,7 @@ def test_document_covers_every_route_from_its_models(data_dir: Path) -> None:
         ("/scheduler/sync-now", "post"),
         ("/scheduler/start", "post"),
         ("/scheduler/stop", "post"),
+        ("/ingest/receipts/{request_id}", "get"),
     }
     schemas = document["components"]["schemas"]
     events = document["paths"]["/ingest/events"]["post"]
@@ -69,6 +70,10 @@ def test_document_covers_every_route_from_its_models(data_dir: Path) -> None:
     bigtop = document["paths"]["/api/ingest/bigtop/events"]["post"]
     assert bigtop["security"] == [{"bigtopBearer": []}]
     assert "security" not in document["paths"]["/health"]["get"]
+    receipts = document["paths"]["/ingest/receipts/{request_id}"]["get"]
+    assert receipts["security"] == [{"bigtopBearer": []}, {"appToken": []}, {"schedulerBearer": []}, {"cronSecret": []}]
+    assert set(receipts["responses"]) == {"200", "401", "404", "503"}
+    assert schemas["Receipt"]["properties"]["state"]["enum"] == ["landed", "loaded", "quarantined"]
 
 
 def _operations(app):
@@ -91,7 +96,7 @@ def test_schemathesis_finds_no_server_error(data_dir: Path, mode: GenerationMode
     )
     credentials = {"x-app-token": APP_TOKEN, "Authorization": "Bearer bigtop-token"}
     operations = _operations(app)
-    assert len(operations) == 6
+    assert len(operations) == 7
 
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not operation.body:

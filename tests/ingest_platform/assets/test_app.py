@@ -89,7 +89,7 @@ def test_events_load_with_audit_and_reload_converges(client, landing_dir: Path, 
     assert audits[:2] == [("ingest.events", "accepted", 202)] * 2
     assert ("load.app_events", "loaded", None) in audits
 
-    loaded_files = sorted(path.name for path in (landing_dir / "app_events" / "loaded").rglob("*.json"))
+    loaded_files = sorted(path.name for path in (landing_dir / "app_events" / "loaded").rglob("*-*.json"))
     again = metadata(
         load(app_assets.app_raw_events, warehouse, landing_dir, loaded_files, reload=True), app_assets.app_raw_events
     )

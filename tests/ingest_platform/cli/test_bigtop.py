@@ -6,8 +6,11 @@ Chromium, loopback-only, against the fake site; tests about push mechanics start
 warehouse (`--no-collect`) and need no browser.
 """
 
+import re
 import shutil
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -439,3 +442,41 @@ def test_token_never_printed(landing_dir: Path, capsys: pytest.CaptureFixture) -
     assert (wrong, dead) == (1, 1)
     assert "HTTP 401 unauthorized" in output.out and "ConnectError" in output.out
     assert TOKEN not in output.out + output.err
+
+
+@pytest.mark.postgres
+def test_wait_loaded_prints_each_request_id_and_returns_once_production_loaded_every_batch(
+    landing_dir: Path, pg_warehouse: WarehouseResource, capsys: pytest.CaptureFixture
+) -> None:
+    local().upsert(table=events, rows=collected_rows(5), key=KEY)
+    with BigTopProduction(landing_dir, TOKEN) as production, ThreadPoolExecutor(1) as pool:
+        pushing = pool.submit(
+            push,
+            *("--no-collect", "--api-base", production.url, "--token", TOKEN, "--batch-size", "2"),
+            *("--wait-loaded", "--wait-timeout", "120"),
+        )
+        # Production's side once the three batches have landed: the landing sensor and the runs it asks for.
+        while len(production.landed_documents()) < 3 and not pushing.done():
+            time.sleep(0.1)
+        load_landed_batches(landing_dir, pg_warehouse)
+        code = pushing.result(timeout=180)
+    out = capsys.readouterr().out
+    request_ids = re.findall(r"-> HTTP 202, \d+ accepted, request ([0-9a-f]{32})", out)
+    assert code == 0, out
+    assert len(request_ids) == 3
+    assert all(f"request {request_id}: loaded" in out for request_id in request_ids)
+    assert "wait ok: 3 batches: 3 loaded" in out
+    assert TOKEN not in out
+
+
+def test_wait_loaded_gives_up_after_its_timeout_with_exit_3(landing_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    local().upsert(table=events, rows=collected_rows(3), key=KEY)
+    with BigTopProduction(landing_dir, TOKEN) as production:
+        code = push(
+            *("--no-collect", "--api-base", production.url, "--token", TOKEN, "--batch-size", "2"),
+            *("--wait-loaded", "--wait-timeout", "0.5"),
+        )
+    out = capsys.readouterr().out
+    assert code == 3
+    assert out.count(": landed") == 2
+    assert "wait FAILED: 2 batches: 2 landed" in out

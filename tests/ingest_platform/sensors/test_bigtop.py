@@ -9,7 +9,7 @@ from ingest_platform.landing import LandingZone
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.landing import LandingCursor
-from tests.landing_files import land
+from tests.landing_files import land, loaded
 
 STREAM = "bigtop_events"
 OP = "bigtop__raw__pushed_events"
@@ -51,7 +51,7 @@ def test_cursor_never_requests_a_loaded_file_twice(tmp_path) -> None:
     first = land(tmp_path, STREAM, {}, at_ns=DAY_1)
     result = tick(tmp_path)
     assert requested_files(result) == [[first]]
-    LandingZone(tmp_path).archive(STREAM, first)  # what its run does
+    LandingZone(tmp_path).archive(STREAM, loaded(first))  # what its run does
     assert not tick(tmp_path, cursor=result.cursor).run_requests
     second = land(tmp_path, STREAM, {}, at_ns=DAY_1 + 1)
     assert requested_files(tick(tmp_path, cursor=result.cursor)) == [[second]]
@@ -62,8 +62,7 @@ def test_caps_files_per_tick_and_continues_next_tick(tmp_path) -> None:
     first = tick(tmp_path)
     assert sum(len(files) for files in requested_files(first)) == 2_000
     for files in requested_files(first):
-        for name in files:
-            LandingZone(tmp_path).archive(STREAM, name)
+        LandingZone(tmp_path).archive(STREAM, loaded(*files))
     second = tick(tmp_path, cursor=first.cursor)
     assert [name for files in requested_files(second) for name in files] == names[2_000:]
 

@@ -13,7 +13,7 @@ from ingest_platform.landing import LandingZone
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.landing import RECONCILE_TAG, STREAM_TAG, LandingCursor
 from ingest_platform.warehouse.tables import events, landing_ledger
-from tests.landing_files import bigtop_batch, bigtop_event, land
+from tests.landing_files import bigtop_batch, bigtop_event, land, loaded
 from tests.support.landing_runs import tick, tick_and_launch
 from tests.support.tcp_proxy import TcpProxy
 
@@ -52,7 +52,7 @@ def test_a_file_named_below_the_cursor_is_asked_for_once_it_is_overdue(
         monkeypatch.setenv("LANDING_RECONCILE_MINUTES", bound_minutes)
     now = time.time_ns()
     newest = land(tmp_path, STREAM, {}, at_ns=now - 2 * SECOND)
-    LandingZone(tmp_path).archive(STREAM, newest)  # requested and loaded long ago
+    LandingZone(tmp_path).archive(STREAM, loaded(newest))  # requested and loaded long ago
     skewed = land(tmp_path, STREAM, {}, at_ns=now - 2 * SECOND - below_cursor_s * SECOND)
 
     result = tick(bigtop_landing_sensor, tmp_path, instance, cursor_at(newest, epoch=7))
