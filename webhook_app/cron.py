@@ -2,11 +2,13 @@
 
 Both need `x-cron-secret: <CRON_SECRET>` (constant-time; unset → 503) and are not rate limited (the seed's cron
 caller is internal). They launch runs over Dagster's GraphQL API (`webhook_app.dagster_api`, as /scheduler/* do):
-the rollup one run of `app_rollup_job` per day (partition `YYYY-MM-DD`), so each day's figures come from its own
-run and no daemon is needed to start them; the search index one run of `app_search_index_job`.
+the rollup ONE run of `app_rollup_job` over the partition range (Dagster's range tags, what a single-run backfill of
+these assets launches: the assets' backfill policy is single-run), so no daemon is needed to start it and each
+day's figures come from the run's `per_day` metadata; the search index one run of `app_search_index_job`.
 Job and asset names are repeated here because the webhook app never imports `ingest_platform`.
 """
 
+import json
 import os
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -39,6 +41,10 @@ ROLLUP_ASSETS = ("app/metrics/rule_metric_daily", "app/metrics/author_metric_dai
 SEARCH_ASSET = "app/search/rules_index"
 FIGURES = ("rows", "events")
 TRIGGER_TAG = "ingest_platform/cron_trigger"
+# Dagster's run tags of one partition and of a partition range.
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 MAX_DAYS = 30
 DEFAULT_DAYS = 7
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -102,6 +108,7 @@ class RollupResponse(BaseModel):
     message: str
     dry_run: bool
     days: list[str]
+    run_id: str | None = None
     run_ids: list[str]
     results: list[DayFigures] | None = None
 
@@ -131,13 +138,14 @@ def _authenticate() -> None:
 @bp.post("/rollup")
 @documented(
     summary="Roll up app metrics and leaderboards for the days ending at `date` (Dagster runs of app_rollup_job)",
-    description="One run per day (partition YYYY-MM-DD). `?wait=true` waits (bounded) and returns each day's "
-    "`rows`/`events` per asset from the materializations. `dryRun: true` launches nothing and reports each day's "
-    "partitions as Dagster sees them (missing, stale, failed, materializing, fresh). Not rate limited.",
+    description="One run over the range of days (partitions YYYY-MM-DD; `run_id`, and `run_ids` holding it). "
+    "`?wait=true` waits (bounded) and returns each day's `rows`/`events` per asset from the run's materializations. "
+    "`dryRun: true` launches nothing and reports each day's partitions as Dagster sees them (missing, stale, "
+    "failed, materializing, fresh); no event counts (they would need a run). Not rate limited.",
     body=RollupRequest,
     responses={
-        200: ("Dry run, or the runs finished (?wait=true)", RollupResponse),
-        202: ("The runs were launched", RollupResponse),
+        200: ("Dry run, or the run finished (?wait=true)", RollupResponse),
+        202: ("The run was launched", RollupResponse),
     },
     credential=CRON_SECRET,
     errors=CRON_ERRORS,
@@ -170,31 +178,26 @@ def rollup():
             }
         )
     dagster.check_partitions(days)
-    launched = [(day, dagster.launch_rollup(day)) for day in days]
-    run_ids = [run_id for _, run_id in launched]
-    response = {"dry_run": False, "days": days, "run_ids": run_ids, "job": ROLLUP_JOB}
+    run_id = dagster.launch_rollup(days)
+    response = {"dry_run": False, "days": days, "run_id": run_id, "run_ids": [run_id], "job": ROLLUP_JOB}
     if not wait:
         return jsonify({"message": f"Rollup launched for {len(days)} days", **response}), 202
     timeout = float(current_app.config["CRON_WAIT_SECONDS"])
-    outcomes = dagster.wait_for_runs(run_ids, timeout=timeout, poll=float(current_app.config["CRON_POLL_SECONDS"]))
-    results = [
-        {
-            "date": day,
-            "run_id": run_id,
-            "status": outcomes[run_id],
-            **({"assets": dagster.day_figures(run_id)} if outcomes[run_id] != "running" else {}),
-        }
-        for day, run_id in launched
+    status = dagster.wait_for_runs([run_id], timeout=timeout, poll=float(current_app.config["CRON_POLL_SECONDS"]))[
+        run_id
     ]
-    running = [result["date"] for result in results if result["status"] == "running"]
-    failed = [result["date"] for result in results if result["status"] not in ("success", "running")]
-    if running:
-        message = f"Rollup still running after {timeout:g} s for {len(running)} of {len(days)} days"
-    elif failed:
-        message = f"Rollup finished; {len(failed)} of {len(days)} days did not succeed"
+    per_day = dagster.day_figures(run_id, days) if status != "running" else {}
+    results = [
+        {"date": day, "run_id": run_id, "status": status, **({"assets": per_day[day]} if per_day else {})}
+        for day in days
+    ]
+    if status == "running":
+        message = f"Rollup of {len(days)} days still running after {timeout:g} s"
+    elif status != "success":
+        message = f"Rollup of {len(days)} days finished: {status}"
     else:
         message = f"Rollup completed for {len(days)} days"
-    return jsonify({"message": message, **response, "results": results}), 202 if running else 200
+    return jsonify({"message": message, **response, "results": results}), 202 if status == "running" else 200
 
 
 @bp.post("/rebuild-search")
@@ -249,12 +252,33 @@ class _CronDagster(DagsterApi):
             )
         return self._selectors[job_name]
 
-    def launch_rollup(self, day: str) -> str:
-        return self.launch(ROLLUP_JOB, self.selector(ROLLUP_JOB), tags={"dagster/partition": day, TRIGGER_TAG: "cron"})
+    def launch_rollup(self, days: list[str]) -> str:
+        """One run of the days (consecutive, in order): a partition, or a partition range."""
+        one = len(days) == 1
+        partitions = {PARTITION_TAG: days[0]} if one else {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]}
+        return self.launch(ROLLUP_JOB, self.selector(ROLLUP_JOB), tags={**partitions, TRIGGER_TAG: "cron"})
 
-    def day_figures(self, run_id: str) -> dict[str, dict[str, int]]:
-        figures = self.materialization_figures(run_id)
-        return {asset: {name: figures.get(asset, {}).get(name) for name in FIGURES} for asset in ROLLUP_ASSETS}
+    def day_figures(self, run_id: str, days: list[str]) -> dict[str, dict[str, dict[str, int | None]]]:
+        """{day: {asset: {rows, events}}} from the run's materializations: a range run's assets report each day
+        in their `per_day` metadata, a one-day run's in `rows`/`events`."""
+        data = self.execute(RUN_FIGURES_QUERY, {"runId": run_id})["runOrError"]
+        per_asset: dict[str, dict[str, dict[str, Any]]] = {}
+        for materialization in data.get("assetMaterializations") or []:
+            asset = "/".join(materialization["assetKey"]["path"])
+            entries = {entry["label"]: entry for entry in materialization["metadataEntries"]}
+            if "per_day" in entries:
+                per_asset[asset] = json.loads(entries["per_day"]["jsonString"])
+            elif materialization.get("partition"):
+                per_asset.setdefault(asset, {})[materialization["partition"]] = {
+                    name: int(entries[name]["intRepr"]) for name in FIGURES if "intRepr" in entries.get(name, {})
+                }
+        return {
+            day: {
+                asset: {name: per_asset.get(asset, {}).get(day, {}).get(name) for name in FIGURES}
+                for asset in ROLLUP_ASSETS
+            }
+            for day in days
+        }
 
     def _asset_nodes(self, days: list[str]) -> dict[str, dict[str, Any]]:
         data = self.execute(
@@ -329,6 +353,25 @@ query RollupPartitions($assetKeys: [AssetKeyInput!], $partitions: [String!]) {
       __typename
       ... on TimePartitionStatuses { ranges { startKey endKey status } }
       ... on DefaultPartitionStatuses { materializedPartitions failedPartitions materializingPartitions }
+    }
+  }
+}
+"""
+
+RUN_FIGURES_QUERY = """
+query RollupRunFigures($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run {
+      assetMaterializations {
+        assetKey { path }
+        partition
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intRepr }
+          ... on JsonMetadataEntry { jsonString }
+        }
+      }
     }
   }
 }

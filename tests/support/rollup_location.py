@@ -2,7 +2,8 @@
 
 The /cron/* tests drive a real dagster-webserver serving it while the real rollup assets are built elsewhere (issue
 12). Each asset writes its partition key to `ROLLUP_TEST_OUTPUT_DIR` (so a test sees what ran, and that a dry run
-wrote nothing) and reports `rows`/`events` derived from its day, which the tests compute by hand.
+wrote nothing) and reports `rows`/`events` derived from its day, which the tests compute by hand; a range run (the
+cron route's) sums them and lists each day's under `per_day`, as the real assets do.
 """
 
 import os
@@ -29,10 +30,22 @@ def _record(name: str, key: str) -> None:
 
 
 def _metrics_asset(name: str, deps: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
-    @dg.asset(key=["app", "metrics", name], group_name="app", partitions_def=daily, deps=deps)
+    # Like the real assets: single-run backfills, a range run's figures summed with each day's under `per_day`.
+    @dg.asset(
+        key=["app", "metrics", name],
+        group_name="app",
+        partitions_def=daily,
+        deps=deps,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        _record(name, context.partition_key)
-        return dg.MaterializeResult(metadata=figures(name, context.partition_key))
+        per_day = {key: figures(name, key) for key in context.partition_keys}
+        for key in per_day:
+            _record(name, key)
+        metadata: dict = {field: sum(day[field] for day in per_day.values()) for field in ("rows", "events")}
+        if len(per_day) > 1:
+            metadata["per_day"] = dg.MetadataValue.json(per_day)
+        return dg.MaterializeResult(metadata=metadata)
 
     return _asset
 

@@ -101,10 +101,10 @@ def test_wait_returns_each_days_figures_from_the_materializations(client: FlaskC
     body = response.get_json()
     assert body["message"] == "Rollup completed for 2 days"
     assert body["days"] == ["2026-03-04", "2026-03-05"]
-    assert len(set(body["run_ids"])) == 2
-    assert [(result["date"], result["status"]) for result in body["results"]] == [
-        ("2026-03-04", "success"),
-        ("2026-03-05", "success"),
+    assert body["run_ids"] == [body["run_id"]]
+    assert [(result["date"], result["run_id"], result["status"]) for result in body["results"]] == [
+        ("2026-03-04", body["run_id"], "success"),
+        ("2026-03-05", body["run_id"], "success"),
     ]
     assert body["results"][0]["assets"] == {
         "app/metrics/rule_metric_daily": {"rows": 4, "events": 40},
@@ -166,7 +166,25 @@ def test_dry_run_reports_downstream_partitions_stale_after_an_upstream_rerun(cli
     ]
 
 
-def test_without_wait_the_runs_are_launched_and_their_ids_returned(client: FlaskClient, graphql_url: str):
+def test_a_single_day_is_one_run_of_its_partition(client: FlaskClient, graphql_url: str):
+    before = run_count(graphql_url)
+
+    response = client.post("/cron/rollup?wait=true", json={"date": "2026-07-09", "daysToProcess": 1}, headers=HEADERS)
+
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert run_count(graphql_url) == before + 1
+    assert body["results"] == [
+        {
+            "date": "2026-07-09",
+            "run_id": body["run_id"],
+            "status": "success",
+            "assets": {f"app/metrics/{asset}": figures(asset, "2026-07-09") for asset in ASSETS},
+        }
+    ]
+
+
+def test_without_wait_one_run_of_the_range_is_launched_and_its_id_returned(client: FlaskClient, graphql_url: str):
     before = run_count(graphql_url)
 
     response = client.post("/cron/rollup", json={"date": "2026-05-02", "daysToProcess": 2}, headers=HEADERS)
@@ -174,8 +192,8 @@ def test_without_wait_the_runs_are_launched_and_their_ids_returned(client: Flask
     assert response.status_code == 202, response.get_json()
     body = response.get_json()
     assert (body["message"], body["days"]) == ("Rollup launched for 2 days", ["2026-05-01", "2026-05-02"])
-    assert len(set(body["run_ids"])) == 2
-    assert run_count(graphql_url) == before + 2
+    assert body["run_ids"] == [body["run_id"]]
+    assert run_count(graphql_url) == before + 1
     # Let them finish before the next test (and the webserver's teardown) on a machine with few cores.
     assert set(wait_until_finished(graphql_url, body["run_ids"]).values()) == {"SUCCESS"}
 
@@ -192,7 +210,7 @@ def test_without_a_body_the_rollup_covers_the_7_days_ending_today(client: FlaskC
     assert days == [(today - timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
     assert bodiless.status_code == 202, bodiless.get_json()
     assert bodiless.get_json()["days"] == days
-    assert run_count(graphql_url) == before + 7
+    assert run_count(graphql_url) == before + 1
     assert set(wait_until_finished(graphql_url, bodiless.get_json()["run_ids"]).values()) == {"SUCCESS"}
 
 

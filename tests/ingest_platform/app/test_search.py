@@ -104,6 +104,40 @@ def test_title_beats_tags_beats_summary_and_every_word_must_match(warehouse: War
     assert _search(warehouse, "  -- '\" ") == []  # no words: nothing, and no syntax error from the backend
 
 
+TITLE_FIRST_CORPUS = (
+    ("t-1", "Alpha joins", "Hash and merge.", []),
+    ("t-2", "Alpha windows", "Frames.", []),
+    ("t-3", "Alpha ranks", "Ties share a rank.", []),
+    # The word in the tags and three times in the summary, never in the title.
+    ("s-1", "Beta", "Alpha here, alpha there, alpha everywhere.", ["alpha"]),
+    *((f"f-{n}", f"Filler {n}", "Nothing to see here.", ["misc"]) for n in range(10)),
+)
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        pytest.param(3, {"t-1", "t-2", "t-3"}, id="enough-title-matches-rank-only-those"),
+        pytest.param(4, {"t-1", "t-2", "t-3", "s-1"}, id="too-few-title-matches-rank-every-match"),
+        pytest.param(2, None, id="ties-at-the-cut-stay-among-title-matches"),
+    ],
+)
+def test_one_word_ranks_title_matches_first_however_often_elsewhere(
+    warehouse: WarehouseResource, limit: int, expected: set[str] | None
+) -> None:
+    _add_rules(warehouse, *TITLE_FIRST_CORPUS)
+    _rebuild(warehouse)
+
+    hits = _search(warehouse, "alpha", limit=limit)
+
+    assert len(hits) == limit
+    assert {hit.id for hit in hits} <= (expected or {"t-1", "t-2", "t-3"})
+    if expected is not None:
+        assert {hit.id for hit in hits} == expected
+    title_scores = [hit.score for hit in hits if hit.id.startswith("t-")]
+    assert all(score > hit.score for hit in hits if hit.id == "s-1" for score in title_scores)
+
+
 def test_search_before_any_rebuild_finds_nothing(warehouse: WarehouseResource) -> None:
     _add_rules(warehouse, *CORPUS)
     drop_search_index(warehouse)  # the PostgreSQL database is shared with earlier tests
