@@ -6,7 +6,7 @@ from datetime import UTC, date, timedelta
 import dagster as dg
 
 from ingest_platform.assets.rtarf import OP_NAME, rtarf_daily, rtarf_sync_job
-from ingest_platform.resources.rtarf import LOOKBACK_ENV, RtarfSettingsResource
+from ingest_platform.resources.rtarf import DEFAULT_LOOKBACK_DAYS, LOOKBACK_ENV, RtarfSettingsResource
 
 INTERVAL_ENV = "RTARF_SYNC_INTERVAL_SECONDS"
 ENABLED_ENV = "RTARF_SYNC_ENABLED"
@@ -86,8 +86,9 @@ def build_rtarf_sync_schedule(interval: int | None = None, enabled: bool | None 
         default_status=dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED,
         metadata={INTERVAL_METADATA_KEY: interval},
         description=f"Syncs today's RTARF events every {interval} s, yesterday's whole at the first tick of a UTC "
-        f"day, and at the first tick of every hour re-checks the last {LOOKBACK_ENV} days (3 unless set; re-synced "
-        "only when their count or newest ingest time changed); skips a day whose previous sync is still running.",
+        f"day, and at the first tick of every hour re-checks the last {LOOKBACK_ENV} days ({DEFAULT_LOOKBACK_DAYS} "
+        "unless set; re-synced only when their count or newest ingest time changed); skips a day whose previous sync "
+        "is still running.",
     )
     def rtarf_sync_schedule(context: dg.ScheduleEvaluationContext, rtarf_settings: RtarfSettingsResource):
         tick = context.scheduled_execution_time.astimezone(UTC)
