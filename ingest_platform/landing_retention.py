@@ -105,16 +105,15 @@ def compact_day(archive: Path, day: str, figures: RetentionFigures) -> None:
         figures.files_compacted += len(new)
         figures.bytes_before += bytes_before
         figures.bytes_after += compacted.stat().st_size + (archive / f"{day}{COMPACTED_INDEX_SUFFIX}").stat().st_size
-    kept = set()
     for name in names:
-        if hashlib.sha256(_one_line((day_dir / name).read_bytes())).hexdigest() == hashes.get(name):
-            (day_dir / name).unlink()
-        else:
+        if hashlib.sha256(_one_line((day_dir / name).read_bytes())).hexdigest() != hashes.get(name):
             figures.files_kept_mismatched += 1  # never seen; kept for a person to look at rather than lost
-            kept.add(f"{request_id_of(name)}{RECEIPT_SUFFIX}")
-    for leftover in os.listdir(day_dir):
-        if leftover.endswith((RECEIPT_SUFFIX, _TEMPORARY)) and leftover not in kept:
-            (day_dir / leftover).unlink()
+            continue
+        # The file first: a receipt whose file is gone reads from the index, a file without its receipt reads as
+        # nothing. Only what this run compacted goes: a file a late load moves in meanwhile waits for the next run.
+        (day_dir / name).unlink()
+        (day_dir / f"{request_id_of(name)}{RECEIPT_SUFFIX}").unlink(missing_ok=True)
+    # Anything else stays: a receipt without its file yet may be a load's archive step in progress.
     if not os.listdir(day_dir):
         day_dir.rmdir()
     _fsync_dir(archive)

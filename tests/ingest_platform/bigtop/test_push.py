@@ -71,10 +71,12 @@ def test_push_lands_every_event_once_in_batches_of_one_run(landing_dir: Path) ->
     landed = [event for payload in payloads for event in payload["events"]]
     assert [_comparable(event) for event in landed] == [_comparable(event) for event in sent]
     progress = [line for line in recorder.lines if line.startswith("batch ")]
+    request_ids = [document["request_id"] for document in documents]
+    assert [result.request_id for result in summary.results] == request_ids
     assert progress == [
-        "batch 1/3: 3 events -> HTTP 202, 3 accepted (attempts: 1)",
-        "batch 2/3: 3 events -> HTTP 202, 3 accepted (attempts: 1)",
-        "batch 3/3: 1 events -> HTTP 202, 1 accepted (attempts: 1)",
+        f"batch 1/3: 3 events -> HTTP 202, 3 accepted, request {request_ids[0]} (attempts: 1)",
+        f"batch 2/3: 3 events -> HTTP 202, 3 accepted, request {request_ids[1]} (attempts: 1)",
+        f"batch 3/3: 1 events -> HTTP 202, 1 accepted, request {request_ids[2]} (attempts: 1)",
     ]
     assert recorder.lines[-1] == summary.line()
     assert "7 events sent, 7 accepted; 3 batches, 0 failed, 0 not sent" in summary.line()
