@@ -52,7 +52,7 @@ class EventBatch(BaseModel):
 
 
 class EventsAccepted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     accepted: int = Field(description="Events in the request.")
     stored: int = Field(description="Events landed for loading.")

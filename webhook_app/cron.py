@@ -51,7 +51,7 @@ CRON_ERRORS = (400, 401, 415, 422, 502, 503)
 
 
 class RollupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, alias_generator=to_camel)
 
     date: str | None = Field(
         default=None,
@@ -89,7 +89,7 @@ class RollupRequest(BaseModel):
 
 
 class DayFigures(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     date: str
     run_id: str | None = None
@@ -97,7 +97,7 @@ class DayFigures(BaseModel):
 
 
 class RollupResponse(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     message: str
     dry_run: bool
@@ -107,7 +107,7 @@ class RollupResponse(BaseModel):
 
 
 class SearchRebuildResponse(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     message: str
     run_id: str
