@@ -17,7 +17,7 @@ APP_CREDENTIAL_HEADER = "x-app-token"
 APP_TOKEN = Credential("appToken", {"type": "apiKey", "in": "header", "name": APP_CREDENTIAL_HEADER})
 
 # The app speaks camelCase JSON; problems are reported under the names the client sent.
-CAMEL_MODEL = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
+CAMEL_MODEL = ConfigDict(defer_build=True, extra="forbid", strict=True, alias_generator=to_camel)
 
 # Ids of the app's database (cuids) and partners' ids: non-empty, printable, bounded as the warehouse's keys are.
 Identifier = Annotated[

@@ -16,7 +16,7 @@ from ingest_limits import IDEMPOTENCY_KEY_CHARS
 from webhook_app import audit
 from webhook_app.app_common import APP_TOKEN, CAMEL_MODEL, Identifier, land_accepted, require_app_token
 from webhook_app.claims import ClaimStore, ClaimStoreUnavailable, claimed_keys
-from webhook_app.client_ip import client_ip, ip_hash_secret, keyed_ip_hash
+from webhook_app.client_ip import client_ip_hash, ip_hash_secret
 from webhook_app.errors import ApiError
 from webhook_app.openapi import documented
 from webhook_app.validation import ZonedTimestamp, json_body
@@ -52,7 +52,7 @@ class EventBatch(BaseModel):
 
 
 class EventsAccepted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     accepted: int = Field(description="Events in the request.")
     stored: int = Field(description="Events landed for loading.")
@@ -73,11 +73,11 @@ class EventsAccepted(BaseModel):
 )
 def ingest_events():
     require_app_token()
-    secret = ip_hash_secret(required=True)
+    ip_hash_secret(required=True)  # 503 while the key is unset: no event lands without its IP hash
     batch = json_body(EventBatch)
     received_at = audit.received_at()
     _refuse_future_events(batch.events, received_at)
-    ip_hash = keyed_ip_hash(secret, client_ip())
+    ip_hash = client_ip_hash()
     store = current_app.extensions["claims"]
 
     try:

@@ -60,7 +60,7 @@ def ends_before_start(events: list[PushedEvent]) -> list[dict[str, str]]:
 
 
 class PushBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True)
 
     source_id: Literal[5] = Field(default=5, description="Big Top's source id; no other source is accepted here.")
     run_id: Annotated[NonEmpty, StringConstraints(max_length=200)]
@@ -69,6 +69,8 @@ class PushBatch(BaseModel):
 
 
 class PushAccepted(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     accepted: int
     request_id: str
 

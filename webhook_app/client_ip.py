@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import ipaddress
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from webhook_app.auth import configured_secrets, required_secrets
 
@@ -44,6 +44,11 @@ def keyed_ip_hash(secret: str, ip: str) -> str:
 
 
 def client_ip_hash() -> str | None:
-    """The caller's keyed IP hash, or None when no key is configured."""
-    secret = ip_hash_secret(required=False)
-    return keyed_ip_hash(secret, client_ip()) if secret else None
+    """The caller's keyed IP hash, or None when no key is configured.
+
+    Once per request: the limiter, the route, the audit record and the access log each ask for it.
+    """
+    if "client_ip_hash" not in g:
+        secret = ip_hash_secret(required=False)
+        g.client_ip_hash = keyed_ip_hash(secret, client_ip()) if secret else None
+    return g.client_ip_hash

@@ -48,7 +48,7 @@ class CrawlBatch(BaseModel):
 
 
 class CrawlAccepted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     accepted: int
     request_id: str

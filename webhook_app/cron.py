@@ -57,7 +57,7 @@ CRON_ERRORS = (400, 401, 415, 422, 502, 503)
 
 
 class RollupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel)
+    model_config = ConfigDict(defer_build=True, extra="forbid", strict=True, alias_generator=to_camel)
 
     date: str | None = Field(
         default=None,
@@ -95,7 +95,7 @@ class RollupRequest(BaseModel):
 
 
 class DayFigures(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     date: str
     run_id: str | None = None
@@ -103,7 +103,7 @@ class DayFigures(BaseModel):
 
 
 class RollupResponse(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     message: str
     dry_run: bool
@@ -114,7 +114,7 @@ class RollupResponse(BaseModel):
 
 
 class SearchRebuildResponse(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     message: str
     run_id: str

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from flask import Blueprint, jsonify
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from webhook_app.openapi import documented
 
@@ -10,6 +10,8 @@ bp = Blueprint("health", __name__)
 
 
 class HealthStatus(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: Literal["ok"]
     time: str
 

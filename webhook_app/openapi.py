@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, jsonify
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -33,12 +33,16 @@ ERROR_DESCRIPTIONS = {
 
 
 class FieldProblem(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     field: str
     problem: str
 
 
 class ErrorBody(BaseModel):
     """Every error the app returns."""
+
+    model_config = ConfigDict(defer_build=True)
 
     error: str = Field(description="Stable machine-readable code, e.g. `validation_failed`.")
     detail: str

@@ -43,7 +43,7 @@ class RuleBatch(BaseModel):
 
 
 class RulesAccepted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     accepted: int
     request_id: str

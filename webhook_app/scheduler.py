@@ -44,6 +44,8 @@ SCHEDULER_ERRORS = (401, 403, 502, 503)
 
 
 class SchedulerStatus(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     is_running: bool
     interval_seconds: int | None
     last_sync_time: str | None
@@ -54,7 +56,7 @@ class SchedulerStatus(BaseModel):
 
 
 class SyncResult(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     status: str
     total_processed: int | None = None
@@ -63,6 +65,8 @@ class SyncResult(BaseModel):
 
 
 class SyncNowResponse(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     message: str
     run_id: str
     partition: str
@@ -71,6 +75,8 @@ class SyncNowResponse(BaseModel):
 
 
 class ScheduleChange(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     message: str
     scheduler_status: SchedulerStatus
 

@@ -53,7 +53,7 @@ MetadataId = Annotated[str, StringConstraints(max_length=IDENTIFIER_CHARS)]
 class StripeReference(BaseModel):
     """An expanded object where Stripe usually sends its id."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
     id: StripeId
 
@@ -61,7 +61,7 @@ class StripeReference(BaseModel):
 class StripeMetadata(BaseModel):
     """The metadata keys (Stripe's, in camelCase) the donations loader reads into indexed columns."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
     authorId: MetadataId | None = None
     toUserId: MetadataId | None = None
@@ -71,7 +71,7 @@ class StripeObject(BaseModel):
     """The fields of `data.object` the loader stores in typed columns, held to what those columns take; the rest is
     kept as sent."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
     id: StripeId | None = None
     payment_intent: StripeId | StripeReference | None = None
@@ -83,7 +83,7 @@ class StripeObject(BaseModel):
 
 
 class StripeEventData(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
     object: StripeObject
 
@@ -91,7 +91,7 @@ class StripeEventData(BaseModel):
 class StripeEvent(BaseModel):
     """The envelope of a Stripe event; the rest of it is kept as Stripe sent it."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(defer_build=True, extra="allow", strict=True)
 
     id: Annotated[str, StringConstraints(pattern=r"^evt_[A-Za-z0-9_]+$", max_length=STRIPE_ID_CHARS)]
     object: Literal["event"]
@@ -102,7 +102,7 @@ class StripeEvent(BaseModel):
 
 
 class StripeReceived(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     received: bool
     event_id: str

@@ -225,7 +225,7 @@ def test_unreachable_claim_store_is_503_and_lands_nothing(landing_dir: Path) -> 
     response = _post(client, {"type": "VIEW", "ruleId": "r"})
     assert response.status_code == 503
     assert response.get_json()["error"] == "dedup_unavailable"
-    # Flask-Limiter raises it to the rate-limit window's reset when that is later.
+    # At least the 5 s the claim store is given to come back.
     assert int(response.headers["Retry-After"]) >= 5
     assert landed(landing_dir, "app_events") == []
 
