@@ -38,6 +38,10 @@ TIMESTAMP_SORT = {"order": "asc", "unmapped_type": "date", "numeric_type": "date
 Result = TypeVar("Result")
 
 
+def not_configured(missing: list[str]) -> str:
+    return f"RTARF is not configured: set {' and '.join(missing)} (see the README's Environment table)"
+
+
 class PointInTimeExpired(Exception):
     """Elasticsearch no longer knows the point in time (its keep-alive ran out between two pages)."""
 
@@ -72,7 +76,10 @@ class ElasticsearchResource(dg.ConfigurableResource):
     default).
     """
 
-    url: str = Field(description="Cluster URL, e.g. https://es.internal:9200 (ELASTICSEARCH_URL).")
+    url: str | None = Field(
+        default=None,
+        description="Cluster URL, e.g. https://es.internal:9200; unset, ELASTICSEARCH_URL read when a run uses it.",
+    )
     api_key: str | None = Field(default=None, description="API key, base64 'id:key' (ELASTICSEARCH_API_KEY).")
     username: str | None = Field(default=None, description="Basic auth user (ELASTICSEARCH_USERNAME).")
     password: str | None = Field(default=None, description="Basic auth password (ELASTICSEARCH_PASSWORD).")
@@ -85,6 +92,18 @@ class ElasticsearchResource(dg.ConfigurableResource):
     max_pit_reopens: int = Field(default=3, ge=0, description="Times a scan may reopen an expired point in time.")
     verify_certs: bool = Field(default=True, description="Verify the cluster's TLS certificate.")
     ca_certs: str | None = Field(default=None, description="CA bundle path for a private certificate authority.")
+
+    def missing_settings(self) -> list[str]:
+        """The settings RTARF cannot sync without that are unset now (the schedule's skip reason names them)."""
+        return [] if self.url or os.environ.get(URL_ENV) else [URL_ENV]
+
+    def cluster_url(self) -> str:
+        """The cluster's URL: the field, else ELASTICSEARCH_URL read now; a one-line Failure when neither is set, so
+        a run without it fails at its first step with what to set, not with a stack trace from the config system."""
+        url = self.url or os.environ.get(URL_ENV)
+        if not url:
+            raise dg.Failure(description=not_configured(self.missing_settings()), allow_retries=False)
+        return url
 
     def credentials(self) -> tuple[str | None, str | None, str | None]:
         """(api_key, username, password): each field, else its variable read now."""
@@ -103,7 +122,7 @@ class ElasticsearchResource(dg.ConfigurableResource):
         if bool(username) != bool(password):
             raise dg.Failure(f"Basic auth needs both {USERNAME_ENV} and {PASSWORD_ENV}.")
         return Elasticsearch(
-            self.url,
+            self.cluster_url(),
             api_key=api_key,
             basic_auth=(username, password) if username and password else None,
             request_timeout=self.request_timeout_seconds,

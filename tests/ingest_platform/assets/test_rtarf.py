@@ -498,3 +498,24 @@ def test_a_past_day_does_not_sweep_and_the_sweep_pages(es: FakeElasticsearch, wa
     today = figures(sync(es, warehouse, datetime.now(UTC).date()))  # page_size 4: three pages of the sweep
     assert today["undated_documents"] == 9
     assert len(rows(warehouse, rtarf_rejected_events)) == 9
+
+
+def test_a_run_without_the_cluster_url_fails_at_once_in_one_line(warehouse, monkeypatch) -> None:
+    monkeypatch.delenv("ELASTICSEARCH_URL", raising=False)
+    result = dg.materialize(
+        [rtarf_events_asset],
+        partition_key=PAST_DAY.isoformat(),
+        resources={"elasticsearch": ElasticsearchResource(), "warehouse": warehouse},
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    error = failure.step_failure_data.error
+    assert (
+        error.message.strip()
+        .splitlines()[-1]
+        .endswith("RTARF is not configured: set ELASTICSEARCH_URL (see the README's Environment table)")
+    )
+    assert failure.step_failure_data.user_failure_data.description.count("\n") == 0
+    assert rows(warehouse) == {}
