@@ -17,23 +17,30 @@ from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.rtarf import RtarfSettingsResource
 from ingest_platform.resources.vivenu import VivenuResource, VivenuWebhooksResource
 from ingest_platform.resources.warehouse import WarehouseResource
-from ingest_platform.schedules.app import app_rollup_schedule
-from ingest_platform.schedules.bigtop import bigtop_collect_schedule
+from ingest_platform.schedules.app import APP_ROLLUP_FRESHNESS, app_rollup_schedule
+from ingest_platform.schedules.bigtop import BIGTOP_COLLECT_FRESHNESS, bigtop_collect_schedule
 from ingest_platform.schedules.landing import landing_retention_schedule
-from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
+from ingest_platform.schedules.rtarf import build_rtarf_freshness_policy, build_rtarf_sync_schedule
 from ingest_platform.sensors.app import app_landing_sensors, app_rollup_sensor, app_search_automation_sensor
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from ingest_platform.sensors.vivenu import vivenu_event_list_sensor
 
+
+def _fresh(policy: dg.FreshnessPolicy, *assets: dg.AssetsDefinition) -> list[dg.AssetsDefinition]:
+    """The assets with the freshness policy of the schedule that refreshes them (dagster.yaml enables freshness)."""
+    return dg.map_asset_specs(lambda spec: spec.replace_attributes(freshness_policy=policy), assets)
+
+
 defs = dg.Definitions(
     assets=[
         bigtop.bigtop_pushed_events,
-        bigtop.bigtop_collected_events,
+        *_fresh(BIGTOP_COLLECT_FRESHNESS, bigtop.bigtop_collected_events),
+        bigtop.bigtop_events_table,
         *app.APP_LANDING_ASSETS.values(),
         app.app_search_rules_index,
-        *app.APP_ROLLUP_ASSETS,
-        rtarf.rtarf_events_asset,
+        *_fresh(APP_ROLLUP_FRESHNESS, *app.APP_ROLLUP_ASSETS),
+        *_fresh(build_rtarf_freshness_policy(), rtarf.rtarf_events_asset),
         vivenu.vivenu_tickets,
         vivenu.vivenu_charity_webhooks,
     ],
@@ -68,7 +75,7 @@ defs = dg.Definitions(
         "bigtop_ingest": BigTopIngestResource(
             api_base=dg.EnvVar("BIGTOP_INGEST_API_BASE"), token=dg.EnvVar("BIGTOP_INGEST_TOKEN")
         ),
-        "elasticsearch": ElasticsearchResource(url=dg.EnvVar("ELASTICSEARCH_URL")),
+        "elasticsearch": ElasticsearchResource(),
         "rtarf_settings": RtarfSettingsResource(),
         "vivenu": VivenuResource(),
         "vivenu_webhooks": VivenuWebhooksResource(),

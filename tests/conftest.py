@@ -1,6 +1,11 @@
 """Fixtures shared by the whole suite: the warehouse on both backends and a private data directory."""
 
 import os
+
+# The suite's dated cases (days back to 2024) need their partitions, whatever the default first day is: pinned before
+# anything loads the definitions, which read it then.
+os.environ["PARTITIONS_START_DATE"] = "2024-01-01"
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

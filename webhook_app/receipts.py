@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from webhook_app.app_common import APP_CREDENTIAL_HEADER, APP_TOKEN
 from webhook_app.app_events import STREAM as APP_EVENTS_STREAM
@@ -63,6 +63,8 @@ bp = Blueprint("receipts", __name__, url_prefix="/ingest/receipts")
 
 
 class Receipt(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     request_id: str
     stream: str
     state: Literal["landed", "loaded", "quarantined"]

@@ -20,6 +20,7 @@ import dagster as dg
 
 from ingest_platform.app.documents import AUDIT_STREAM, CRAWL_STREAM, EVENTS_STREAM, RULES_STREAM, STRIPE_STREAM
 from ingest_platform.assets.landing import LANDING_LOAD_EXECUTOR, build_landing_check
+from ingest_platform.assets.warehouse import table_metadata, table_name_metadata
 from ingest_platform.loading import LandingBatchConfig
 from ingest_platform.partitions import event_daily, landed_daily
 from ingest_platform.resources.app import AppRollupResource
@@ -33,12 +34,13 @@ if TYPE_CHECKING:
 # location must stay cheap.
 
 
-def _landing_asset(*, name: str, stream: str, description: str) -> dg.AssetsDefinition:
+def _landing_asset(*, name: str, stream: str, table: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["app", "raw", name],
         group_name="app",
         partitions_def=landed_daily,
         kinds={"sql"},
+        metadata=table_name_metadata(table),
         description=f"{description} Partitioned by the UTC day the files landed in the {stream!r} stream.",
     )
     def _asset(
@@ -47,7 +49,8 @@ def _landing_asset(*, name: str, stream: str, description: str) -> dg.AssetsDefi
         landing: LandingZoneResource,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        return _load_stream(context, stream=stream, config=config, landing=landing, warehouse=warehouse)
+        loaded = _load_stream(context, stream=stream, config=config, landing=landing, warehouse=warehouse)
+        return dg.MaterializeResult(metadata={**(loaded.metadata or {}), **table_metadata(warehouse, table)})
 
     return _asset
 
@@ -55,30 +58,35 @@ def _landing_asset(*, name: str, stream: str, description: str) -> dg.AssetsDefi
 app_raw_events = _landing_asset(
     name="events",
     stream=EVENTS_STREAM,
+    table="app_events",
     description="App events from POST /ingest/events into `app_events` (with their audit records), the first of "
     "each idempotency key kept and VIEWs within 10 minutes of a stored one from the same client dropped.",
 )
 app_raw_donations = _landing_asset(
     name="donations",
     stream=STRIPE_STREAM,
+    table="donations",
     description="Stripe events from POST /ingest/stripe/webhook into `stripe_events` (first delivery wins), and "
     "`donations` folded from every stored event of each donation, so its status never moves backwards.",
 )
 app_raw_crawl_items = _landing_asset(
     name="crawl_items",
     stream=CRAWL_STREAM,
+    table="crawl_items",
     description="Crawled items from POST /ingest/crawl, upserted into `crawl_items` by (source_id, external_id); "
     "an older landed version never overwrites a newer one.",
 )
 app_raw_rules = _landing_asset(
     name="rules",
     stream=RULES_STREAM,
+    table="rules",
     description="The rules dimension from POST /ingest/rules into `rules` by rule_id (the newest `updated_at` "
     "wins; an older version never overwrites) and `rule_tags`, replaced whole with each stored version's tags.",
 )
 app_raw_audit_log = _landing_asset(
     name="audit_log",
     stream=AUDIT_STREAM,
+    table="audit_log",
     description="Audit records of rejected intake requests into `audit_log` (accepted requests' records load "
     "with their data; loads record themselves).",
 )
@@ -294,6 +302,7 @@ def _rollup_metadata(figures: dict[date, dict[str, int]]) -> dict[str, Any]:
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=_RAW_INPUTS,
     kinds={"sql"},
+    metadata=table_name_metadata("rule_metric_daily"),
     description="Per (UTC event day, rule): views capped at 5 per keyed IP (raw views, unique viewers), copies, "
     "saves, forks, votes, the weighted score, donations made that day, the decayed trending score, and the rule's "
     "cumulative totals. Table `rule_metric_daily` (+ `rule_donation_daily`, `rule_metric_cumulative`).",
@@ -311,7 +320,7 @@ def app_rule_metric_daily(
         "rule_metric_daily",
         lambda connection, day: rollups.compute_rule_metrics(connection, day, settings),
     )
-    return dg.MaterializeResult(metadata=_rollup_metadata(figures))
+    return dg.MaterializeResult(metadata=_rollup_metadata(figures) | table_metadata(warehouse, "rule_metric_daily"))
 
 
 @dg.asset(
@@ -321,6 +330,7 @@ def app_rule_metric_daily(
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[app_rule_metric_daily, dg.AssetDep(app_raw_donations, partition_mapping=dg.AllPartitionMapping())],
     kinds={"sql"},
+    metadata=table_name_metadata("author_metric_daily"),
     description="Per (UTC event day, author): the author's rules summed (author from the rules dimension), and the "
     "donations made that day to the author per currency, net of refunds. Tables `author_metric_daily`, "
     "`author_donation_daily`.",
@@ -329,7 +339,7 @@ def app_author_metric_daily(context: dg.AssetExecutionContext, warehouse: Wareho
     from ingest_platform.app import rollups
 
     figures = _each_day(context, warehouse, "author_metric_daily", rollups.compute_author_metrics)
-    return dg.MaterializeResult(metadata=_rollup_metadata(figures))
+    return dg.MaterializeResult(metadata=_rollup_metadata(figures) | table_metadata(warehouse, "author_metric_daily"))
 
 
 @dg.asset(
@@ -339,6 +349,7 @@ def app_author_metric_daily(context: dg.AssetExecutionContext, warehouse: Wareho
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[app_rule_metric_daily, app_author_metric_daily],
     kinds={"sql"},
+    metadata=table_name_metadata("leaderboard_entries"),
     description="Daily, weekly (7 days), monthly (30 days) and all-time boards of rules and authors on each UTC "
     "day, scopes global, per tag and per model; top N by score, ties share a rank. Table `leaderboard_entries`.",
 )
@@ -362,6 +373,7 @@ def app_leaderboards(
         "boards": figures[last_day]["boards"],
         "dirty_days_cleared": cleared,
         "top_10": dg.MetadataValue.md(f"Global boards of {last_day}\n\n" + rollups.boards_markdown(top)),
+        **table_metadata(warehouse, "leaderboard_entries"),
     }
     return dg.MaterializeResult(metadata=metadata)
 

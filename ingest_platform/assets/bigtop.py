@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from ingest_platform.assets.landing import LANDING_LOAD_EXECUTOR, build_landing_check
+from ingest_platform.assets.warehouse import table_metadata, table_name_metadata
 from ingest_platform.bigtop.challenge import ChallengeError
 from ingest_platform.bigtop.collector import (
     BIGTOP_SOURCE_ID,
@@ -22,7 +23,7 @@ from ingest_platform.bigtop.collector import (
     collect_into_warehouse,
 )
 from ingest_platform.loading import LandingBatchConfig, load_landing_files
-from ingest_platform.partitions import landed_daily
+from ingest_platform.partitions import START_DATE, landed_daily
 from ingest_platform.resources.browser import BrowserError, BrowserResource
 from ingest_platform.resources.landing import LandingZoneResource
 from ingest_platform.resources.warehouse import WarehouseResource
@@ -31,6 +32,7 @@ from ingest_platform.tags import BROWSER_POOL
 # The tables (and SQLAlchemy with them) are imported on first use: loading the code location must stay cheap.
 
 PUSH_STREAM = "bigtop_events"
+EVENTS_TABLE = "events"
 EVENT_KEY = ["source_id", "external_id"]
 
 
@@ -70,6 +72,7 @@ def push_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     group_name="bigtop",
     partitions_def=landed_daily,
     kinds={"sql"},
+    metadata=table_name_metadata(EVENTS_TABLE),
     description="Events pushed to POST /api/ingest/bigtop/events, upserted into `events` by (source_id, "
     "external_id). Partitioned by the UTC day the batch landed.",
 )
@@ -81,7 +84,7 @@ def bigtop_pushed_events(
 ) -> dg.MaterializeResult:
     from ingest_platform.warehouse.tables import events
 
-    return load_landing_files(
+    loaded = load_landing_files(
         context,
         config=config,
         stream=PUSH_STREAM,
@@ -91,6 +94,7 @@ def bigtop_pushed_events(
         key=EVENT_KEY,
         rows_from_document=push_rows,
     )
+    return dg.MaterializeResult(metadata={**(loaded.metadata or {}), **table_metadata(warehouse, EVENTS_TABLE)})
 
 
 bigtop_pushed_events_landing_check = build_landing_check(bigtop_pushed_events, stream=PUSH_STREAM)
@@ -103,10 +107,11 @@ bigtop_push_load_job = dg.define_asset_job(
 )
 
 
-# Venue days that have a partition: from the first season the platform keeps, to the collector's horizon ahead.
+# Venue days that have a partition: from the platform's first day (PARTITIONS_START_DATE) to the collector's horizon
+# ahead.
 COLLECT_HORIZON_DAYS = DEFAULT_HORIZON_DAYS
 bigtop_event_days = dg.DailyPartitionsDefinition(
-    start_date="2025-01-01", timezone="America/New_York", end_offset=COLLECT_HORIZON_DAYS
+    start_date=START_DATE, timezone="America/New_York", end_offset=COLLECT_HORIZON_DAYS
 )
 
 # Longer than the browser session's hard limit (900 s by default), so the session's own timeouts fire first and
@@ -146,6 +151,7 @@ class BigTopCollectConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=BROWSER_POOL,
     kinds={"playwright", "sql"},
+    metadata=table_name_metadata(EVENTS_TABLE),
     description="Events read from the venue's site with Chromium (page → GraphQL → .ics), upserted into `events` "
     "by (source_id, external_id); after a complete collection, source-5 events in the window the venue no longer "
     "lists get `cancelled_at` (a soft delete; listed again, it is cleared). Partitioned by the event's start day "
@@ -189,8 +195,28 @@ def bigtop_collected_events(
     written["cancelled_ids"] = dg.MetadataValue.json(written["cancelled_ids"])
     written["restored_ids"] = dg.MetadataValue.json(written["restored_ids"])
     key_range = context.partition_key_range
-    return dg.MaterializeResult(metadata={**metadata, **written, "partitions": f"{key_range.start}..{key_range.end}"})
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            **written,
+            "partitions": f"{key_range.start}..{key_range.end}",
+            **table_metadata(warehouse, EVENTS_TABLE),
+        }
+    )
 
+
+# Both Big Top assets write the one `events` table: this spec of the table, downstream of both, is how the lineage
+# shows it. Nothing materializes it (each writer reports the table's figures on its own materializations).
+bigtop_events_table = dg.AssetSpec(
+    key=["bigtop", "warehouse", "events"],
+    group_name="bigtop",
+    deps=[bigtop_pushed_events, bigtop_collected_events],
+    kinds={"sql"},
+    metadata=table_name_metadata(EVENTS_TABLE),
+    description="The warehouse table `events` (source 5 is Big Top), one row per (source_id, external_id), written "
+    "by both the push loader (bigtop/raw/pushed_events) and the browser collector (bigtop/raw/collected_events). "
+    "Their materializations carry its row count and column schema.",
+)
 
 bigtop_collect_job = dg.define_asset_job(
     "bigtop_collect_job",

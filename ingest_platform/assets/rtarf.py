@@ -16,6 +16,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from ingest_platform.assets.warehouse import table_metadata, table_name_metadata
+from ingest_platform.partitions import START_DATE
 from ingest_platform.resources.elasticsearch import ElasticsearchResource, RangeFingerprint, ScanStats
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.rtarf.documents import (
@@ -43,7 +45,7 @@ LOADED_COUNT_KEY = "source_documents"
 MAX_INGESTED_KEY = "source_max_ingested_ms"
 
 # The UTC day of the event's timestamp. end_offset=1: today's partition exists, which the schedule refreshes.
-rtarf_daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+rtarf_daily = dg.DailyPartitionsDefinition(start_date=START_DATE, end_offset=1)
 
 
 class RtarfSyncConfig(dg.Config):
@@ -85,6 +87,7 @@ class SyncTotals:
     group_name="rtarf",
     partitions_def=rtarf_daily,
     kinds={"elasticsearch", "sql"},
+    metadata=table_name_metadata("rtarf_events"),
     check_specs=[
         dg.AssetCheckSpec(
             REJECTED_CHECK,
@@ -95,7 +98,8 @@ class SyncTotals:
     ],
     description="RTARF events from Elasticsearch (point-in-time search_after scan), upserted into `rtarf_events` "
     "by the document `_id`. Partitioned by the UTC day of the event timestamp; today's partition syncs "
-    "incrementally, other days whole.",
+    "incrementally, other days whole. Needs ELASTICSEARCH_URL (and ELASTICSEARCH_API_KEY or ELASTICSEARCH_USERNAME/"
+    "PASSWORD for a secured cluster); without it rtarf_sync_schedule skips, saying so, and a run fails at once.",
 )
 def rtarf_events_asset(
     context: dg.AssetExecutionContext,
@@ -104,6 +108,8 @@ def rtarf_events_asset(
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     started = time.monotonic()
+    # Before anything else: a run without the cluster's URL fails here, in one line, saying what to set.
+    elasticsearch.cluster_url()
     day = date.fromisoformat(context.partition_key)
     now = datetime.now(UTC)
     start, end, mode = sync_window(
@@ -175,6 +181,7 @@ def rtarf_events_asset(
         metadata[LOADED_COUNT_KEY] = fingerprint.count
         metadata["warehouse_documents_before"] = loaded_before
         metadata[MAX_INGESTED_KEY] = fingerprint.max_ingested_ms
+    metadata.update(table_metadata(warehouse, "rtarf_events"))
     return dg.MaterializeResult(metadata=metadata, check_results=[_rejected_check(warehouse)])
 
 

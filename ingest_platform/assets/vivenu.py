@@ -10,6 +10,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from ingest_platform.assets.warehouse import table_metadata, table_name_metadata
 from ingest_platform.resources.vivenu import VivenuError, VivenuResource, VivenuWebhooksResource, validate_event_id
 from ingest_platform.resources.warehouse import WarehouseResource
 from ingest_platform.vivenu.delivery import DeliveryOutcome, DeliverySettings, deliver
@@ -50,8 +51,10 @@ class VivenuPullConfig(dg.Config):
     group_name="vivenu",
     partitions_def=vivenu_events,
     kinds={"sql"},
+    metadata=table_name_metadata("vivenu_tickets"),
     description="Every ticket of one Vivenu event (partition REGION:EVENT_ID), upserted into `vivenu_tickets` by "
-    "(region, ticket id). Read-only towards Vivenu.",
+    "(region, ticket id). Read-only towards Vivenu. Needs the region's API key `<REGION>_API` (e.g. PROD_API); "
+    "without it the run fails at once naming the variable to set.",
 )
 def vivenu_tickets(
     context: dg.AssetExecutionContext,
@@ -76,7 +79,13 @@ def vivenu_tickets(
     for line in counts.report_lines():
         context.log.info(line)
     return dg.MaterializeResult(
-        metadata={"region": region, "event_id": event_id, **counts.as_metadata(), **result.as_metadata()}
+        metadata={
+            "region": region,
+            "event_id": event_id,
+            **counts.as_metadata(),
+            **result.as_metadata(),
+            **table_metadata(warehouse, "vivenu_tickets"),
+        }
     )
 
 
@@ -134,6 +143,7 @@ class CharityDeliveryConfig(dg.Config):
     partitions_def=vivenu_events,
     deps=[vivenu_tickets],
     kinds={"sql"},
+    metadata=table_name_metadata("vivenu_deliveries"),
     description="The event's charity tickets (status VALID or DETAILSREQUIRED, 'CHARITY' in the name) sent as "
     "`ticket.created` webhooks at a bounded rate; the `vivenu_deliveries` ledger makes every ticket acknowledged "
     "once per endpoint across re-runs, retries, backfills and killed runs.",
@@ -212,7 +222,7 @@ def vivenu_charity_webhooks(
             + (f" and {more} more (all in the failed_tickets metadata)" if more > 0 else ""),
             metadata=metadata,
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata={**metadata, **table_metadata(warehouse, "vivenu_deliveries")})
 
 
 def left_filter_after_delivery(

@@ -39,6 +39,10 @@ TIMESTAMP_SORT = {"order": "asc", "unmapped_type": "date", "numeric_type": "date
 Result = TypeVar("Result")
 
 
+def not_configured(missing: list[str]) -> str:
+    return f"RTARF is not configured: set {' and '.join(missing)} (see the README's Environment table)"
+
+
 class PointInTimeExpired(Exception):
     """Elasticsearch no longer knows the point in time (its keep-alive ran out between two pages)."""
 
@@ -73,7 +77,10 @@ class ElasticsearchResource(EnvironmentSettingsResource):
     default).
     """
 
-    url: str = Field(description="Cluster URL, e.g. https://es.internal:9200 (ELASTICSEARCH_URL).")
+    url: str | None = Field(
+        default=None,
+        description="Cluster URL, e.g. https://es.internal:9200; unset, ELASTICSEARCH_URL read when a run uses it.",
+    )
     api_key: str | None = Field(default=None, description="API key, base64 'id:key' (ELASTICSEARCH_API_KEY).")
     username: str | None = Field(default=None, description="Basic auth user (ELASTICSEARCH_USERNAME).")
     password: str | None = Field(default=None, description="Basic auth password (ELASTICSEARCH_PASSWORD).")
@@ -88,8 +95,25 @@ class ElasticsearchResource(EnvironmentSettingsResource):
     ca_certs: str | None = Field(default=None, description="CA bundle path for a private certificate authority.")
 
     def variables(self) -> Mapping[str, str | None]:
-        # A cluster without security needs none of them: an unset one is not a missing setting.
-        return {API_KEY_ENV: None, USERNAME_ENV: None, PASSWORD_ENV: None}
+        # A cluster without security needs no credential: an unset one is not a missing setting; the URL is.
+        return {
+            URL_ENV: "the cluster RTARF syncs from; without it the sync schedule skips and a run fails at once",
+            API_KEY_ENV: None,
+            USERNAME_ENV: None,
+            PASSWORD_ENV: None,
+        }
+
+    def missing_settings(self) -> dict[str, str]:
+        return {} if self.url else super().missing_settings()
+
+    def cluster_url(self) -> str:
+        """The cluster's URL: the field, else ELASTICSEARCH_URL as the run started; a one-line Failure when neither
+        is set, so a run without it fails at its first step with what to set, not with a stack trace from the config
+        system."""
+        url = self.url or self.variable(URL_ENV)
+        if not url:
+            raise dg.Failure(description=not_configured([URL_ENV]), allow_retries=False)
+        return url
 
     def credentials(self) -> tuple[str | None, str | None, str | None]:
         """(api_key, username, password): each field, else its variable as the run started."""
@@ -108,7 +132,7 @@ class ElasticsearchResource(EnvironmentSettingsResource):
         if bool(username) != bool(password):
             raise dg.Failure(f"Basic auth needs both {USERNAME_ENV} and {PASSWORD_ENV}.")
         return Elasticsearch(
-            self.url,
+            self.cluster_url(),
             api_key=api_key,
             basic_auth=(username, password) if username and password else None,
             request_timeout=self.request_timeout_seconds,

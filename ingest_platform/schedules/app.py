@@ -8,6 +8,9 @@ from ingest_platform.assets.app import RANGE_END_TAG, RANGE_START_TAG, app_rollu
 from ingest_platform.partitions import event_daily
 from ingest_platform.resources.app import AppRollupResource
 
+# The rollups run every hour: they warn when one run is missing, fail when three are.
+APP_ROLLUP_FRESHNESS = dg.FreshnessPolicy.time_window(warn_window=timedelta(hours=2), fail_window=timedelta(hours=4))
+
 
 @dg.schedule(
     name="app_rollup_schedule",

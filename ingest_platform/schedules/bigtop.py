@@ -1,5 +1,6 @@
 """Schedules of the Big Top source."""
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -9,6 +10,11 @@ from ingest_platform.assets.bigtop import bigtop_collect_job, bigtop_event_days
 # Dagster's tags for a run over a partition range (what a single-run backfill launches).
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+# The collector runs every 6 hours: it warns when one run is missing, fails when two are.
+BIGTOP_COLLECT_FRESHNESS = dg.FreshnessPolicy.time_window(
+    warn_window=timedelta(hours=7), fail_window=timedelta(hours=13)
+)
 
 
 @dg.schedule(

@@ -6,6 +6,7 @@ from datetime import UTC, date, timedelta
 import dagster as dg
 
 from ingest_platform.assets.rtarf import OP_NAME, rtarf_daily, rtarf_sync_job
+from ingest_platform.resources.elasticsearch import ElasticsearchResource, not_configured
 from ingest_platform.resources.rtarf import DEFAULT_LOOKBACK_DAYS, LOOKBACK_ENV, RtarfSettingsResource
 
 INTERVAL_ENV = "RTARF_SYNC_INTERVAL_SECONDS"
@@ -67,6 +68,15 @@ def cron_for_interval(seconds: int) -> str:
     return "* * * * *"
 
 
+def build_rtarf_freshness_policy(interval: int | None = None) -> dg.FreshnessPolicy:
+    """The RTARF asset is synced every `interval` (RTARF_SYNC_INTERVAL_SECONDS unless given): it warns after three
+    missed syncs and fails after twelve, and never sooner than an hour, so one slow run is not a failure."""
+    interval = interval_seconds(os.environ.get(INTERVAL_ENV)) if interval is None else interval
+    return dg.FreshnessPolicy.time_window(
+        warn_window=timedelta(seconds=3 * interval), fail_window=timedelta(seconds=max(12 * interval, 3600))
+    )
+
+
 def build_rtarf_sync_schedule(interval: int | None = None, enabled: bool | None = None) -> dg.ScheduleDefinition:
     """The schedule, configured from RTARF_SYNC_INTERVAL_SECONDS and RTARF_SYNC_ENABLED unless given.
 
@@ -90,7 +100,15 @@ def build_rtarf_sync_schedule(interval: int | None = None, enabled: bool | None 
         "unless set; re-synced only when their count or newest ingest time changed); skips a day whose previous sync "
         "is still running.",
     )
-    def rtarf_sync_schedule(context: dg.ScheduleEvaluationContext, rtarf_settings: RtarfSettingsResource):
+    def rtarf_sync_schedule(
+        context: dg.ScheduleEvaluationContext,
+        rtarf_settings: RtarfSettingsResource,
+        elasticsearch: ElasticsearchResource,
+    ):
+        # Shown as the tick's skip reason in the UI, where a user looks before launching a backfill.
+        missing = elasticsearch.missing_settings()
+        if missing:
+            return dg.SkipReason(not_configured(list(missing)))
         tick = context.scheduled_execution_time.astimezone(UTC)
         lookback = rtarf_settings.lookback_days()
         minute_of_epoch = int(tick.timestamp()) // 60

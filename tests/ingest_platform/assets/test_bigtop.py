@@ -47,7 +47,11 @@ def test_loads_files_and_records_them_in_the_ledger(warehouse, landing_dir) -> N
     first = land(landing_dir, STREAM, bigtop_batch(bigtop_event("a"), bigtop_event("b")), at_ns=DAY_NS)
     second = land(landing_dir, STREAM, bigtop_batch(bigtop_event("c")), at_ns=DAY_NS + 1)
     metadata = materialize(warehouse, landing_dir, [first, second])
+    schema = metadata.pop("dagster/column_schema")
+    assert [column.name for column in schema.columns] == [column.name for column in events.columns]
     assert metadata | {"quarantined": None} == {
+        "dagster/table_name": "events",
+        "dagster/row_count": 3,
         "files": 2,
         "files_loaded": 2,
         "files_already_loaded": 0,

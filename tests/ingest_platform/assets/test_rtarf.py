@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from ingest_platform.assets import rtarf as rtarf_assets
 from ingest_platform.assets.rtarf import rtarf_events_asset
 from ingest_platform.resources.elasticsearch import ElasticsearchResource
 from ingest_platform.resources.warehouse import WarehouseResource
@@ -166,11 +167,24 @@ def test_bad_documents_are_counted_reported_and_kept_without_aborting_the_page(
     assert sorted(rows(warehouse, rtarf_rejected_events)) == ["bad-nul", "bad-severity", "bad-timestamp"]
 
 
+def _clock_at(moment: datetime) -> type[datetime]:
+    """`datetime` whose now() is `moment`, for the asset module's clock."""
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return moment.astimezone(tz) if tz else moment.replace(tzinfo=None)
+
+    return Clock
+
+
 def test_todays_run_reads_from_the_last_seen_event_minus_the_overlap(
-    es: FakeElasticsearch, warehouse: WarehouseResource
+    es: FakeElasticsearch, warehouse: WarehouseResource, monkeypatch: pytest.MonkeyPatch
 ):
     today = datetime.now(UTC).date()
     start = day_start(today)
+    # The sync caps its window at now: run it at noon, so the day's 02:00 events are past at any hour of the suite.
+    monkeypatch.setattr(rtarf_assets, "datetime", _clock_at(start + timedelta(hours=12)))
     es.index_many(INDEX, [(f"t-{n}", event_source(start + timedelta(hours=2, minutes=n), n)) for n in range(6)])
     first = figures(sync(es, warehouse, today, overlap_seconds=600))
     assert (first["mode"], first["inserted"]) == ("full_day", 6)
@@ -498,3 +512,24 @@ def test_a_past_day_does_not_sweep_and_the_sweep_pages(es: FakeElasticsearch, wa
     today = figures(sync(es, warehouse, datetime.now(UTC).date()))  # page_size 4: three pages of the sweep
     assert today["undated_documents"] == 9
     assert len(rows(warehouse, rtarf_rejected_events)) == 9
+
+
+def test_a_run_without_the_cluster_url_fails_at_once_in_one_line(warehouse, monkeypatch) -> None:
+    monkeypatch.delenv("ELASTICSEARCH_URL", raising=False)
+    result = dg.materialize(
+        [rtarf_events_asset],
+        partition_key=PAST_DAY.isoformat(),
+        resources={"elasticsearch": ElasticsearchResource(), "warehouse": warehouse},
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    error = failure.step_failure_data.error
+    assert (
+        error.message.strip()
+        .splitlines()[-1]
+        .endswith("RTARF is not configured: set ELASTICSEARCH_URL (see the README's Environment table)")
+    )
+    assert failure.step_failure_data.user_failure_data.description.count("\n") == 0
+    assert rows(warehouse) == {}

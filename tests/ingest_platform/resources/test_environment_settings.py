@@ -35,7 +35,7 @@ def test_missing_settings_of_the_definitions_name_each_unset_variable_by_resourc
 ) -> None:
     from ingest_platform.definitions import defs
 
-    for name in ("DEV_API", "ITALY_API", "DACH_API", "RTARF_NOTIFY_WEBHOOK_SECRET"):
+    for name in ("DEV_API", "ITALY_API", "DACH_API", "RTARF_NOTIFY_WEBHOOK_SECRET", "ELASTICSEARCH_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PROD_API", "prod-key")
     monkeypatch.setenv("RTARF_NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/notify")
@@ -43,6 +43,7 @@ def test_missing_settings_of_the_definitions_name_each_unset_variable_by_resourc
     missing = missing_settings(defs.resources)
 
     assert {key: sorted(names) for key, names in missing.items()} == {
+        "elasticsearch": ["ELASTICSEARCH_URL"],
         "rtarf_settings": ["RTARF_NOTIFY_WEBHOOK_SECRET"],
         "vivenu": ["DACH_API", "DEV_API", "ITALY_API"],
     }

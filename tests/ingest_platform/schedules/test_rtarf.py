@@ -107,12 +107,16 @@ def tick(
     at: datetime,
     instance: dg.DagsterInstance,
     repository: dg.RepositoryDefinition | None = None,
+    elasticsearch: ElasticsearchResource | None = None,
 ):
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=at,
         repository_def=repository or repository_with(schedule),
-        resources={"rtarf_settings": RtarfSettingsResource()},
+        resources={
+            "rtarf_settings": RtarfSettingsResource(),
+            "elasticsearch": elasticsearch or ElasticsearchResource(url="http://127.0.0.1:9"),
+        },
     ) as context:
         return schedule.evaluate_tick(context)
 
@@ -246,3 +250,26 @@ def test_an_interval_cron_cannot_express_is_kept_exactly_by_skipping_ticks():
     # Every 7 minutes, counted from the epoch so the rhythm survives hour and day boundaries.
     assert len(due) == 2
     assert due[1] - due[0] == 7
+
+
+def test_without_the_cluster_url_a_tick_skips_saying_what_to_set(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("ELASTICSEARCH_URL", raising=False)
+    schedule = build_rtarf_sync_schedule(interval=300, enabled=True)
+    repository = dg.Definitions(
+        assets=[rtarf_events_asset],
+        jobs=[rtarf_sync_job],
+        schedules=[schedule],
+        resources={
+            "elasticsearch": ElasticsearchResource(),
+            "rtarf_settings": RtarfSettingsResource(),
+            "warehouse": WarehouseResource(),
+        },
+    ).get_repository_def()
+
+    with dg.instance_for_test() as instance:
+        result = tick(
+            schedule, datetime(2025, 11, 14, 10, 5, tzinfo=UTC), instance, repository, ElasticsearchResource()
+        )
+
+    assert result.run_requests == []
+    assert result.skip_message == "RTARF is not configured: set ELASTICSEARCH_URL (see the README's Environment table)"

@@ -116,8 +116,8 @@ def test_overdue_files_share_the_tick_cap_with_new_ones(tmp_path, instance) -> N
     ("landed", "reason"),
     [
         pytest.param(
-            datetime(2024, 12, 31, 23, 59, tzinfo=UTC),
-            "2024-12-31, before the first partition (2025-01-01)",
+            datetime(2023, 12, 31, 23, 59, tzinfo=UTC),
+            "2023-12-31, before the first partition (2024-01-01)",
             id="the-day-before-the-first-partition",
         ),
         pytest.param(datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01, before the first partition", id="a-zero-clock"),
