@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +78,29 @@ def landed_day(name: str) -> str:
     if ns is None:
         raise LandingFileError(f"{name!r} is not a landing file name")
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _check_document(document: Any, stream: str) -> None:
+    if not isinstance(document, dict) or "payload" not in document:
+        raise LandingFileError("not a landing document: expected an object with a 'payload'")
+    if document.get("stream") != stream:
+        raise LandingFileError(f"document is for stream {document.get('stream')!r}, not {stream!r}")
+
+
+class LandedItems:
+    """The items of one array of a landed file, read from the file one at a time whenever iterated."""
+
+    def __init__(self, zone: "LandingZone", stream: str, name: str, prefix: str) -> None:
+        self._zone, self._stream, self._name, self._prefix = zone, stream, name, prefix
+
+    def __iter__(self) -> Iterator[Any]:
+        import ijson
+
+        path = self._zone.locate(self._stream, self._name)
+        if path is None:
+            raise FileNotFoundError(f"landing file {self._stream}/{self._name} moved while its items were read")
+        with path.open("rb") as file:
+            yield from ijson.items(file, self._prefix, use_float=True)
 
 
 class LandingZone:
@@ -162,10 +185,52 @@ class LandingZone:
             document = json.loads(content)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise LandingFileError(f"not valid JSON: {error}") from error
-        if not isinstance(document, dict) or "payload" not in document:
-            raise LandingFileError("not a landing document: expected an object with a 'payload'")
-        if document.get("stream") != stream:
-            raise LandingFileError(f"document is for stream {document.get('stream')!r}, not {stream!r}")
+        _check_document(document, stream)
+        return document
+
+    def size(self, stream: str, name: str) -> int:
+        path = self.locate(stream, name)
+        if path is not None:
+            return path.stat().st_size
+        compacted = self._compacted_document(stream, name)
+        if compacted is None:
+            raise FileNotFoundError(f"landing file {stream}/{name} is neither in the inbox nor in {LOADED_DIR}/")
+        return len(compacted)
+
+    def read_streamed(self, stream: str, name: str, *, items: str) -> dict[str, Any]:
+        """The document as `read` returns it, except the array at the dotted path `items` (e.g.
+        "payload.events"): that is a `LandedItems`, which reads the file anew each time it is iterated, one item at a
+        time. The whole file is parsed here once, so a damaged file fails now, not halfway through its items."""
+        import ijson
+
+        path = self.locate(stream, name)
+        if path is None:
+            # A compacted day's document is one line of its gzip member, already read whole: nothing to stream.
+            return self.read(stream, name)
+        item_prefix = f"{items}.item"
+        nested = f"{item_prefix}."
+        builder = ijson.ObjectBuilder()
+        is_array = False
+        try:
+            with path.open("rb") as file:
+                # The items are skipped token by token: only the rest of the document is built.
+                for prefix, event, value in ijson.parse(file, use_float=True):
+                    if prefix.startswith(item_prefix) and (prefix == item_prefix or prefix.startswith(nested)):
+                        continue
+                    if prefix == items and event in ("start_array", "end_array"):
+                        is_array = True
+                    else:
+                        builder.event(event, value)
+        except (ijson.JSONError, UnicodeDecodeError) as error:
+            raise LandingFileError(f"not valid JSON: {error}") from error
+        document = builder.value if hasattr(builder, "value") else None
+        _check_document(document, stream)
+        if is_array:
+            *parents, last = items.split(".")
+            container = document
+            for part in parents:
+                container = container[part]
+            container[last] = LandedItems(self, stream, name, item_prefix)
         return document
 
     def archive(self, stream: str, loaded: Iterable[Loaded]) -> None:

@@ -1,14 +1,14 @@
 """Load a batch of landing files into the warehouse: the step every landing-fed asset shares."""
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ingest_platform.landing import LandingFileError, LandingZone, Loaded
 from ingest_platform.resources.landing import LandingZoneResource
@@ -19,9 +19,17 @@ from ingest_platform.warehouse.result import UpsertResult
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-RowsFromDocument = Callable[[Mapping[str, Any]], list[dict[str, Any]]]
-# Writes a batch's rows in the load's transaction: the table's result and any figures worth reporting.
-WriteRows = Callable[["sa.Connection", list[dict[str, Any]]], tuple[UpsertResult, dict[str, Any]]]
+# A file's rows: a list, or an iterator that validates them as they are read (see `validated_items`).
+RowsFromDocument = Callable[[Mapping[str, Any]], Iterable[dict[str, Any]]]
+# Writes a batch's rows in the load's transaction: the table's result and any figures worth reporting. The rows are
+# an iterable that reads the batch's files again each time it is iterated: read it once, or make a list.
+WriteRows = Callable[["sa.Connection", Iterable[dict[str, Any]]], tuple[UpsertResult, dict[str, Any]]]
+
+# A file at least this large is read with its `streamed_items` array left on disk, an item at a time.
+STREAM_FILE_BYTES = 4 << 20
+# The parsed rows of a batch's files are kept between the check and the write up to this many bytes of files;
+# the files past it are read again for the write, so the batch's memory stays bounded whatever its size.
+KEEP_PARSED_BYTES = 4 << 20
 
 
 class LandingBatchConfig(dg.Config):
@@ -42,12 +50,16 @@ def load_landing_files(
     table: "sa.Table | None" = None,
     key: Sequence[str] = (),
     write_rows: WriteRows | None = None,
+    streamed_items: str | None = None,
 ) -> dg.MaterializeResult:
     """Upsert the rows of every loadable file and record each file in the ledger, in one transaction.
 
     The rows go into `table` by `key`, or through `write_rows` when a stream feeds several tables or needs more
-    than an upsert (its figures join the metadata). A file already in the ledger is skipped (unless `reload`) and
-    archived if it is still in the inbox (a crash between a commit and the archive). A file that cannot be parsed,
+    than an upsert (its figures join the metadata). With `streamed_items` (the dotted path of the array that holds a
+    document's rows, e.g. "payload.events"), a large file is read an item at a time and its rows stream into the
+    write: `rows_from_document` then gets that array as a lazy iterable. A file already in the ledger is skipped
+    (unless `reload`) and archived if it is still in the inbox (a crash between a commit and the archive). A file
+    that cannot be parsed,
     or whose rows the warehouse refuses, goes to quarantine with its reason and the rest load: when a batch's write
     fails on its data, the batch is halved and each half written in its own transaction until the files at fault
     stand alone. A warehouse that is down fails the run and quarantines nothing; the landing sensor's
@@ -66,6 +78,7 @@ def load_landing_files(
 
     batch: list[_ParsedFile] = []
     quarantined: dict[str, str] = {}
+    kept_bytes = 0
     for name in names:
         if name in already_loaded:
             continue
@@ -73,14 +86,15 @@ def load_landing_files(
             quarantined[name] = "quarantined by an earlier run"
             continue
         try:
-            file_rows = rows_from_document(zone.read(stream, name))
-        except (LandingFileError, ValidationError, ValueError, TypeError, KeyError) as error:
+            parsed = _ParsedFile(name, zone, stream, rows_from_document, streamed_items=streamed_items)
+            kept_bytes += parsed.check(keep=kept_bytes < KEEP_PARSED_BYTES)
+        except _FILE_PROBLEMS as error:
             reason = _reason(error)
             zone.quarantine(stream, name, reason)
             quarantined[name] = reason
             context.log.warning(f"quarantined {stream}/{name}: {reason}")
             continue
-        batch.append(_ParsedFile(name, file_rows))
+        batch.append(parsed)
 
     written = _Written()
     with _warehouse_failures(stream):
@@ -104,10 +118,97 @@ def load_landing_files(
     )
 
 
-@dataclass
 class _ParsedFile:
-    name: str
-    rows: list[dict[str, Any]]
+    """A landed file checked before its write: its rows kept, or read again from the file as they are written.
+
+    A large file with `streamed_items` is only parsed here (its items skipped); its items are validated as the
+    write reads them, and a problem with one then quarantines the file exactly as it would have here.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        zone: LandingZone,
+        stream: str,
+        rows_from_document: RowsFromDocument,
+        *,
+        streamed_items: str | None,
+    ) -> None:
+        self.name = name
+        self.count = 0
+        self.streamed = False
+        self._zone, self._stream, self._rows_from_document = zone, stream, rows_from_document
+        self._streamed_items = streamed_items
+        self._kept: list[dict[str, Any]] | None = None
+        self._document: Mapping[str, Any] | None = None  # the header of a streamed file: its items stay on disk
+
+    def check(self, *, keep: bool) -> int:
+        """Read the file (raising what makes it unloadable); returns the bytes of file whose rows are kept."""
+        size = self._zone.size(self._stream, self.name)
+        if self._streamed_items and size >= STREAM_FILE_BYTES:
+            self._document = self._zone.read_streamed(self._stream, self.name, items=self._streamed_items)
+            self.streamed = True
+            return 0
+        rows = self._rows_from_document(self._zone.read(self._stream, self.name))
+        if keep:
+            self._kept = list(rows)
+            self.count = len(self._kept)
+            return size
+        self.count = sum(1 for _ in rows)
+        return 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._kept is not None:
+            yield from self._kept
+            return
+        self.count = 0
+        try:
+            document = self._document if self._document is not None else self._zone.read(self._stream, self.name)
+            for row in self._rows_from_document(document):
+                self.count += 1
+                yield row
+        except _FILE_PROBLEMS as error:
+            raise _UnloadableFileError(self, _reason(error)) from None
+
+
+# What makes a landed file unloadable (it goes to quarantine), as opposed to a warehouse or code problem.
+_FILE_PROBLEMS = (LandingFileError, ValidationError, ValueError, TypeError, KeyError)
+
+
+class _UnloadableFileError(Exception):
+    """A file's rows failed their check while being written: the file goes to quarantine, the rest are written."""
+
+    def __init__(self, parsed: _ParsedFile, reason: str) -> None:
+        super().__init__(reason)
+        self.parsed, self.reason = parsed, reason
+
+
+class _BatchRows:
+    """The rows of a group of files, read anew each time it is iterated (the upsert reads it again to name a
+    refused value's column)."""
+
+    def __init__(self, files: list[_ParsedFile]) -> None:
+        self._files = files
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for parsed in self._files:
+            yield from parsed
+
+
+def validated_items(model: type[BaseModel], items: Iterable[Any], *, at: str) -> Iterator[Any]:
+    """Each of `items` validated as `model` as it is read; a problem's location is `at`, the position, the field."""
+    for position, item in enumerate(items):
+        try:
+            yield model.model_validate(item)
+        except ValidationError as error:
+            raise ValidationError.from_exception_data(
+                error.title,
+                [
+                    {"type": problem["type"], "loc": (at, position, *problem["loc"]), "input": problem["input"]}
+                    | ({"ctx": problem["ctx"]} if "ctx" in problem else {})
+                    for problem in error.errors()
+                ],
+            ) from None
 
 
 @dataclass
@@ -121,7 +222,7 @@ class _Written:
 
     def add(self, files: list[_ParsedFile], result: UpsertResult, figures: Mapping[str, Any]) -> None:
         self.files += [parsed.name for parsed in files]
-        self.rows += sum(len(parsed.rows) for parsed in files)
+        self.rows += sum(parsed.count for parsed in files)
         self.result += result
         self.figures = _sum_figures(self.figures, figures)
 
@@ -147,15 +248,25 @@ def _write_isolating(
     groups = deque([batch] if batch else [])
     while groups:
         group = groups.popleft()
-        rows = [row for parsed in group for row in parsed.rows]
-        ledger_rows = [
-            {"stream": stream, "file_name": parsed.name, "rows": len(parsed.rows), "run_id": context.run.run_id}
-            for parsed in group
-        ]
+        any_rows = any(parsed.count or parsed.streamed for parsed in group)
         try:
             with warehouse.begin() as connection:
-                result, figures = write_rows(connection, rows) if rows else (UpsertResult(), {})
+                result, figures = write_rows(connection, _BatchRows(group)) if any_rows else (UpsertResult(), {})
+                # After the write: a streamed file's rows are counted as the write reads them.
+                ledger_rows = [
+                    {"stream": stream, "file_name": parsed.name, "rows": parsed.count, "run_id": context.run.run_id}
+                    for parsed in group
+                ]
                 upsert(connection, landing_ledger, ledger_rows, key=["stream", "file_name"])
+        except _UnloadableFileError as problem:
+            # Rolled back; the others are written again without it.
+            zone.quarantine(stream, problem.parsed.name, problem.reason)
+            quarantined[problem.parsed.name] = problem.reason
+            context.log.warning(f"quarantined {stream}/{problem.parsed.name}: {problem.reason}")
+            rest = [parsed for parsed in group if parsed is not problem.parsed]
+            if rest:
+                groups.appendleft(rest)
+            continue
         except Exception as error:
             if classify(error) != "data":
                 raise
@@ -214,7 +325,7 @@ def _sum_figures(total: Mapping[str, Any], more: Mapping[str, Any]) -> dict[str,
 def _upsert_into(table: "sa.Table", key: Sequence[str]) -> WriteRows:
     from ingest_platform.warehouse.upsert import upsert
 
-    def write(connection: "sa.Connection", rows: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    def write(connection: "sa.Connection", rows: Iterable[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
         return upsert(connection, table, rows, key=key), {}
 
     return write

@@ -62,7 +62,8 @@ def serialize_writers(connection: sa.Connection, name: str) -> None:
         connection.execute(sa.update(landing_ledger).where(sa.false()).values(rows=landing_ledger.c.rows))
 
 
-def write_events(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+def write_events(connection: sa.Connection, batch: Iterable[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    documents = list(batch)  # read several times below: the dedups need the batch's rows together
     serialize_writers(connection, EVENTS_STREAM)
     rows = _rows(documents)
     kept, repeated_keys = keep_first_claims(connection, app_events, rows, claim="idempotency_key", owner="event_id")
@@ -80,7 +81,8 @@ def write_events(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
     }
 
 
-def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+def write_stripe(connection: sa.Connection, batch: Iterable[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    documents = list(batch)  # read several times below: the dedups need the batch's rows together
     serialize_writers(connection, STRIPE_STREAM)
     rows = _rows(documents)
     kept, redelivered = keep_first_claims(connection, stripe_events, rows, claim="event_id", owner="request_id")
@@ -103,7 +105,8 @@ def write_stripe(connection: sa.Connection, documents: list[dict[str, Any]]) -> 
     }
 
 
-def write_crawl(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+def write_crawl(connection: sa.Connection, batch: Iterable[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+    documents = list(batch)  # read several times below: the dedups need the batch's rows together
     serialize_writers(connection, CRAWL_STREAM)
     rows = _rows(documents)
     fresh, stale = drop_older_versions(connection, crawl_items, rows, key=["source_id", "external_id"])
@@ -117,8 +120,9 @@ def write_crawl(connection: sa.Connection, documents: list[dict[str, Any]]) -> t
     }
 
 
-def write_rules(connection: sa.Connection, documents: list[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
+def write_rules(connection: sa.Connection, batch: Iterable[dict[str, Any]]) -> tuple[UpsertResult, dict[str, Any]]:
     """Store each rule's newest version (by `updated_at`, then arrival) and replace its tags with that version's."""
+    documents = list(batch)
     serialize_writers(connection, RULES_STREAM)
     landed = _rows(documents)
     newest: dict[str, dict[str, Any]] = {}

@@ -1,12 +1,12 @@
 """Big Top events: the batches the local runner pushes to production (seed 000), loaded from the landing zone, and
 the events the browser collector reads from the venue's site (seed 001); both land in `events` as source 5."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
 import dagster as dg
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation, StringConstraints
 
 from ingest_platform.assets.landing import LANDING_LOAD_EXECUTOR, build_landing_check
 from ingest_platform.assets.warehouse import table_metadata, table_name_metadata
@@ -22,7 +22,8 @@ from ingest_platform.bigtop.collector import (
     SiteUnavailableError,
     collect_into_warehouse,
 )
-from ingest_platform.loading import LandingBatchConfig, load_landing_files
+from ingest_platform.landing import LandedItems
+from ingest_platform.loading import LandingBatchConfig, load_landing_files, validated_items
 from ingest_platform.partitions import START_DATE, landed_daily
 from ingest_platform.resources.browser import BrowserError, BrowserResource
 from ingest_platform.resources.landing import LandingZoneResource
@@ -53,18 +54,28 @@ class LandedEvent(BaseModel):
 
 
 class LandedPush(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """A batch without its events, which `push_rows` validates one at a time as they are read."""
+
+    model_config = ConfigDict(extra="ignore", arbitrary_types_allowed=True)
 
     source_id: int = BIGTOP_SOURCE_ID
-    events: list[LandedEvent]
+    events: SkipValidation[Iterable[Any]]
 
 
-def push_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+# The events of a large push file stay on disk and are read an item at a time (loading.STREAM_FILE_BYTES).
+PUSH_EVENTS = "payload.events"
+
+
+def push_rows(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     push = LandedPush.model_validate(document["payload"])
     if push.source_id != BIGTOP_SOURCE_ID:
         # Production only ever upserts the Big Top source (seed 000).
         raise ValueError(f"source_id {push.source_id} is not Big Top's ({BIGTOP_SOURCE_ID})")
-    return [{"source_id": BIGTOP_SOURCE_ID, **event.model_dump()} for event in push.events]
+    if not isinstance(push.events, list | LandedItems):
+        raise ValueError(f"events: expected a list, got {type(push.events).__name__}")
+    for event in validated_items(LandedEvent, push.events, at="events"):
+        # The fields as validated, without model_dump's per-event serialization pass (all are plain values).
+        yield {"source_id": BIGTOP_SOURCE_ID, **vars(event)}
 
 
 @dg.asset(
@@ -93,6 +104,7 @@ def bigtop_pushed_events(
         table=events,
         key=EVENT_KEY,
         rows_from_document=push_rows,
+        streamed_items=PUSH_EVENTS,
     )
     return dg.MaterializeResult(metadata={**(loaded.metadata or {}), **table_metadata(warehouse, EVENTS_TABLE)})
 

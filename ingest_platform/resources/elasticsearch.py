@@ -245,22 +245,45 @@ class _PointInTimeScan:
         self.pit_id: str | None = None
 
     def pages(self, *, start_ms: int, end_ms: int) -> Iterator[list[dict[str, Any]]]:
-        lower_ms = start_ms
+        # Resumes from the last timestamp seen (inclusive): hits sharing it come again.
+        return self._paged(
+            lambda lower_ms: _range_query(self.timestamp_field, lower_ms, end_ms),
+            [{self.timestamp_field: TIMESTAMP_SORT}, {"_shard_doc": "asc"}],
+            start=start_ms,
+            resume=lambda search_after: int(search_after[0]),
+        )
+
+    def undated_pages(self) -> Iterator[list[dict[str, Any]]]:
+        # Without a time to resume from, an expired point in time starts the sweep over.
+        query = {"bool": {"must_not": [{"exists": {"field": self.timestamp_field}}]}}
+        return self._paged(lambda _: query, [{"_shard_doc": "asc"}], start=None, resume=lambda _: None)
+
+    def _paged(
+        self,
+        query_from: Callable[[Any], dict[str, Any]],
+        sort: list[dict[str, Any]],
+        *,
+        start: Any,
+        resume: Callable[[list[Any]], Any],
+    ) -> Iterator[list[dict[str, Any]]]:
+        """`search_after` pages of `query_from(bound)`; when the point in time expires, a new one is opened and the
+        scan goes on from `resume(last sort values)` (or from `start` before the first page)."""
+        bound = start
         search_after: list[Any] | None = None
         reopens_left = self.resource.max_pit_reopens
         self._open()
         while True:
             try:
-                hits = self._search(lower_ms, end_ms, search_after)
+                hits = self._query(query_from(bound), sort, search_after)
             except PointInTimeExpired:
                 if reopens_left == 0:
                     raise
                 reopens_left -= 1
                 self.stats.pit_reopened += 1
                 if search_after is not None:
-                    lower_ms = int(search_after[0])
+                    bound = resume(search_after)
                 search_after = None
-                log.warning("point in time expired; reopening and resuming from %d ms", lower_ms)
+                log.warning("point in time expired; reopening and resuming from %s", bound or "the start")
                 self._release()
                 self._open()
                 continue
@@ -280,33 +303,6 @@ class _PointInTimeScan:
             stats=self.stats,
         )
         self.pit_id = response["id"]
-
-    def undated_pages(self) -> Iterator[list[dict[str, Any]]]:
-        query = {"bool": {"must_not": [{"exists": {"field": self.timestamp_field}}]}}
-        search_after: list[Any] | None = None
-        reopens_left = self.resource.max_pit_reopens
-        self._open()
-        while True:
-            try:
-                hits = self._query(query, [{"_shard_doc": "asc"}], search_after)
-            except PointInTimeExpired:
-                if reopens_left == 0:
-                    raise
-                reopens_left -= 1
-                self.stats.pit_reopened += 1
-                search_after = None
-                log.warning("point in time expired; reopening and sweeping undated documents from the start")
-                self._release()
-                self._open()
-                continue
-            if not hits:
-                return
-            self.stats.pages += 1
-            self.stats.hits += len(hits)
-            search_after = hits[-1]["sort"]
-            yield hits
-            if len(hits) < self.page_size:
-                return
 
     def _search(self, lower_ms: int, end_ms: int, search_after: list[Any] | None) -> list[dict[str, Any]]:
         return self._query(

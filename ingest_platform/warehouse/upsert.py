@@ -6,11 +6,14 @@ Before the insert, the staged rows equal to their target row (key and compared c
 staging table (an anti-join that only reads the target): ON CONFLICT DO UPDATE locks (and WAL-logs the lock of)
 every conflicting row even when its WHERE is false, so without it a reload of unchanged data would lock and log
 the whole batch. The conflict clause's WHERE still guards a row that a concurrent load changed in between.
+
+The rows stream: they are read once, as the staging write consumes them, and never held as a list, so a batch's
+memory is its keys (kept to collapse a key repeated within the batch) whatever its size.
 """
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -31,40 +34,91 @@ def upsert(
     """Insert or update `rows` into `table` by the natural `key`, inside the caller's transaction.
 
     Every row must carry the same columns. Rows repeating a key within the batch collapse to the last one.
-    Returns how many distinct keys were inserted, updated (values changed) or left unchanged.
+    Returns how many distinct keys were inserted, updated (values changed) or left unchanged. `rows` is read once;
+    only when a row fails in Python is it read again, to name the column, so pass a re-iterable collection (a list,
+    or an object whose `__iter__` reads its source anew) when that diagnosis matters.
     """
-    unique = _last_row_per_key(rows, key)
-    if not unique:
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
         return UpsertResult()
-    columns = list(unique[0])
-    mismatched = next((row for row in unique if list(row) != columns), None)
-    if mismatched is not None:
-        raise ValueError(f"upsert into {table.name}: rows carry different columns ({columns} vs {list(mismatched)})")
+    columns = list(first)
     unknown = [name for name in columns if name not in table.c]
     if unknown:
         raise ValueError(f"upsert into {table.name}: unknown columns {unknown}")
 
     staging = f"_staging_{table.name}_{next(_staging_names)}"
     stage = _stage_postgresql if conn.dialect.name == "postgresql" else _stage_sqlite
+    keys = _KeyTracker(table.name, columns, key)
     try:
-        stage(conn, table, staging, columns, unique)
+        stage(conn, table, staging, columns, keys.track(itertools.chain([first], iterator)))
+        _drop_superseded(conn, staging, keys.superseded)
         inserted, updated = _merge(conn, table, staging, columns, key)
+    except RaggedRowsError:
+        raise
     except Exception as error:
-        unstorable = _unstorable_value(conn, table, columns, unique, error)
+        unstorable = _unstorable_value(conn, table, columns, rows, error)
         if unstorable is not None:
             raise unstorable from error
         raise
     # Dropped only after a merge that worked: after an error PostgreSQL's transaction is aborted and a DROP would
     # replace the first error with InFailedSqlTransaction; the caller's rollback removes the table anyway.
     conn.exec_driver_sql(f"DROP TABLE {staging}")
-    return UpsertResult(inserted=inserted, updated=updated, unchanged=len(unique) - inserted - updated)
+    unique = keys.staged - len(keys.superseded)
+    return UpsertResult(inserted=inserted, updated=updated, unchanged=unique - inserted - updated)
+
+
+class RaggedRowsError(ValueError):
+    """Rows of one batch carry different columns."""
+
+
+# The staging tables' row number: SQLite's own rowid; PostgreSQL's staging table gets a column for it.
+_ORDINAL = "_staged_ordinal"
+
+
+class _KeyTracker:
+    """Numbers the rows as they stream past and remembers, per key, the last row's number: the earlier rows of a
+    repeated key are `superseded` and leave the staging table before the merge (the last row wins)."""
+
+    def __init__(self, table_name: str, columns: list[str], key: Sequence[str]) -> None:
+        self.table_name = table_name
+        self.columns = columns
+        self.key = list(key)
+        self.staged = 0
+        self.superseded: list[int] = []
+
+    def track(self, rows: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        last: dict[tuple, int] = {}
+        columns, key, superseded = set(self.columns), self.key, self.superseded
+        number = 0
+        for number, row in enumerate(rows, start=1):
+            if row.keys() != columns:
+                raise RaggedRowsError(
+                    f"upsert into {self.table_name}: rows carry different columns ({self.columns} vs {list(row)})"
+                )
+            earlier = last.get(values := tuple(row[name] for name in key))
+            if earlier is not None:
+                superseded.append(earlier)
+            last[values] = number
+            yield row
+        self.staged = number
+
+
+def _drop_superseded(conn: sa.Connection, staging: str, ordinals: list[int]) -> None:
+    column = "rowid" if conn.dialect.name == "sqlite" else _ORDINAL
+    for start in range(0, len(ordinals), _SUPERSEDED_CHUNK):
+        chunk = ordinals[start : start + _SUPERSEDED_CHUNK]
+        conn.exec_driver_sql(f"DELETE FROM {staging} WHERE {column} IN ({', '.join(map(str, chunk))})")
+
+
+_SUPERSEDED_CHUNK = 1_000
 
 
 _INT64 = range(-(2**63), 2**63)
 
 
 def _unstorable_value(
-    conn: sa.Connection, table: sa.Table, columns: list[str], rows: list[Mapping[str, Any]], error: BaseException
+    conn: sa.Connection, table: sa.Table, columns: list[str], rows: Iterable[Mapping[str, Any]], error: BaseException
 ) -> UnstorableValue | None:
     """The column whose value failed in Python (a bind, an encoding, an integer SQLite cannot hold), if one did.
 
@@ -115,13 +169,6 @@ _PROBLEMS = {
     ValueError: "value the column type refuses",
     TypeError: "value of a type the column cannot hold",
 }
-
-
-def _last_row_per_key(rows: Iterable[Mapping[str, Any]], key: Sequence[str]) -> list[Mapping[str, Any]]:
-    by_key: dict[tuple, Mapping[str, Any]] = {}
-    for row in rows:
-        by_key[tuple(row[name] for name in key)] = row
-    return list(by_key.values())
 
 
 def _merge(
@@ -178,7 +225,7 @@ def _merge(
 
 
 def _stage_sqlite(
-    conn: sa.Connection, table: sa.Table, staging: str, columns: list[str], rows: list[Mapping[str, Any]]
+    conn: sa.Connection, table: sa.Table, staging: str, columns: list[str], rows: Iterable[Mapping[str, Any]]
 ) -> None:
     # A Core table of the same column types, so values go through the same type processors as the target's.
     stage_table = sa.Table(
@@ -188,18 +235,26 @@ def _stage_sqlite(
         prefixes=["TEMPORARY"],
     )
     stage_table.create(conn)
-    conn.execute(stage_table.insert(), rows)
+    insert = stage_table.insert()
+    # executemany a slice at a time: SQLAlchemy lists its parameters, which for the whole batch would hold it all.
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, _SQLITE_ROWS_PER_EXECUTE)):
+        conn.execute(insert, chunk)
+
+
+_SQLITE_ROWS_PER_EXECUTE = 2_000
 
 
 def _stage_postgresql(
-    conn: sa.Connection, table: sa.Table, staging: str, columns: list[str], rows: list[Mapping[str, Any]]
+    conn: sa.Connection, table: sa.Table, staging: str, columns: list[str], rows: Iterable[Mapping[str, Any]]
 ) -> None:
     quote = conn.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(name) for name in columns)
     conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {staging} AS SELECT {column_list} FROM {quote(table.name)} WITH NO DATA"
+        f"CREATE TEMPORARY TABLE {staging} AS SELECT {column_list}, 0::bigint AS {_ORDINAL} "
+        f"FROM {quote(table.name)} WITH NO DATA"
     )
-    copy_rows(conn, staging, columns, rows, [table.c[name].type for name in columns])
+    copy_rows(conn, staging, columns, rows, [table.c[name].type for name in columns], numbered_as=_ORDINAL)
 
 
 def copy_rows(
@@ -208,15 +263,17 @@ def copy_rows(
     columns: list[str],
     rows: Iterable[Mapping[str, Any]],
     types: Sequence[sa.types.TypeEngine],
+    *,
+    numbered_as: str | None = None,
 ) -> None:
     """COPY `rows` into `table_name` in PostgreSQL's text format over the connection's psycopg2 cursor.
 
     The rows are encoded while psycopg2 reads them, a chunk at a time, as UTF-8 bytes: the batch is never held as
     one text (a `StringIO` of a 200k-row batch is some 60 M characters, stored four bytes each once a single
-    character is outside Latin-1)."""
+    character is outside Latin-1). With `numbered_as`, that column gets each row's number, from 1."""
     quote = conn.dialect.identifier_preparer.quote
-    column_list = ", ".join(quote(name) for name in columns)
-    stream = CopyStream(rows, columns, types)
+    column_list = ", ".join(quote(name) for name in [*columns, *([numbered_as] if numbered_as else [])])
+    stream = CopyStream(rows, columns, types, numbered=numbered_as is not None)
     with conn.connection.dbapi_connection.cursor() as cursor:
         try:
             cursor.copy_expert(f"COPY {table_name} ({column_list}) FROM STDIN", stream, size=COPY_CHUNK_BYTES)
@@ -235,11 +292,18 @@ class CopyStream:
     """The COPY text of `rows` as a readable byte stream, encoded `_ROWS_PER_ENCODE` rows at a time."""
 
     def __init__(
-        self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str], types: Sequence[sa.types.TypeEngine]
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        columns: Sequence[str],
+        types: Sequence[sa.types.TypeEngine],
+        *,
+        numbered: bool = False,
     ) -> None:
         encoders = [_copy_encoder(column_type) for column_type in types]
         self._pairs = list(zip(columns, encoders, strict=True))
         self._rows = iter(rows)
+        self._numbered = numbered
+        self._count = 0
         self._pending = b""
         self.error: Exception | None = None
 
@@ -251,6 +315,10 @@ class CopyStream:
         ]
         if not lines:
             return b""
+        if self._numbered:
+            first = self._count + 1
+            lines = [f"{line}\t{number}" for number, line in enumerate(lines, start=first)]
+        self._count += len(lines)
         lines.append("")
         return "\n".join(lines).encode()
 

@@ -98,7 +98,42 @@ def test_the_archive_and_the_quarantine_are_owner_only(tmp_path) -> None:
         pytest.param(json.dumps({"stream": "other", "payload": {}}).encode(), "for stream 'other'", id="wrong-stream"),
     ],
 )
-def test_read_names_what_is_wrong(tmp_path, raw: bytes, message: str) -> None:
+@pytest.mark.parametrize("read", ["read", "read_streamed"])
+def test_read_names_what_is_wrong(tmp_path, raw: bytes, message: str, read: str) -> None:
     name = land(tmp_path, STREAM, {}, raw=raw)
+    zone = LandingZone(tmp_path)
+    reader = zone.read if read == "read" else lambda stream, name: zone.read_streamed(stream, name, items="payload.x")
     with pytest.raises(LandingFileError, match=message):
-        LandingZone(tmp_path).read(STREAM, name)
+        reader(STREAM, name)
+
+
+@pytest.mark.parametrize(
+    ("payload", "events"),
+    [
+        pytest.param(
+            {"events": [{"id": 1, "tags": ["a"]}, {"id": 2.5}], "after": 1},
+            [{"id": 1, "tags": ["a"]}, {"id": 2.5}],
+            id="array",
+        ),
+        pytest.param({"events": [], "before": {"events": [9]}}, [], id="empty-array"),
+    ],
+)
+def test_a_streamed_read_keeps_the_items_on_disk_and_reads_them_again_each_time(tmp_path, payload, events) -> None:
+    name = land(tmp_path, STREAM, payload)
+    document = LandingZone(tmp_path).read_streamed(STREAM, name, items="payload.events")
+
+    items = document["payload"].pop("events")
+    assert document == {
+        **LandingZone(tmp_path).read(STREAM, name),
+        "payload": {k: v for k, v in payload.items() if k != "events"},
+    }
+    assert list(items) == events
+    assert list(items) == events  # a second pass reads the file again
+    LandingZone(tmp_path).archive(STREAM, name)
+    assert list(items) == events  # and finds it in the archive
+
+
+@pytest.mark.parametrize("events", [pytest.param("text", id="string"), pytest.param({"a": 1}, id="object")])
+def test_a_streamed_read_leaves_what_is_no_array_as_it_is(tmp_path, events) -> None:
+    name = land(tmp_path, STREAM, {"events": events})
+    assert LandingZone(tmp_path).read_streamed(STREAM, name, items="payload.events")["payload"] == {"events": events}

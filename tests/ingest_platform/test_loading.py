@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from bench.common import free_port
+from ingest_platform import loading
 from ingest_platform.assets.app import app_raw_donations
 from ingest_platform.assets.bigtop import bigtop_pushed_events
 from ingest_platform.landing import RECEIPT_SUFFIX, LandingZone, request_id_of
@@ -126,6 +127,90 @@ def run_load(asset: dg.AssetsDefinition, warehouse: WarehouseResource, landing_d
 def metadata_of(result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition) -> dict:
     [materialization] = result.asset_materializations_for_node(asset.op.name)
     return {name: getattr(value, "value", value) for name, value in materialization.metadata.items()}
+
+
+@pytest.fixture
+def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file is read as a large one: its items stream from disk into the write, no parsed rows are kept."""
+    monkeypatch.setattr(loading, "STREAM_FILE_BYTES", 0)
+    monkeypatch.setattr(loading, "KEEP_PARSED_BYTES", 0)
+
+
+STREAMED_CASES = [
+    pytest.param(backend, poison, id=f"{backend}-{name}")
+    for name, poison in POISONS.items()
+    for backend in poison.backends
+    if poison.asset is bigtop_pushed_events
+]
+
+
+@pytest.mark.parametrize(("backend", "poison"), STREAMED_CASES)
+def test_a_streamed_file_the_warehouse_refuses_is_quarantined_and_the_rest_load(
+    request, data_dir, landing_dir, streamed, backend: str, poison: Poison
+) -> None:
+    test_a_file_the_warehouse_refuses_is_quarantined_and_the_rest_load(request, data_dir, landing_dir, backend, poison)
+
+
+@pytest.mark.parametrize("mode", ["parsed", "streamed"])
+def test_a_file_with_a_bad_event_is_quarantined_by_its_position_and_the_rest_load(
+    request, warehouse, landing_dir, monkeypatch, mode: str
+) -> None:
+    if mode == "streamed":
+        request.getfixturevalue("streamed")
+    many = [bigtop_event(f"many-{n}") for n in range(3)]
+    first = land(landing_dir, "bigtop_events", bigtop_batch(*many), at_ns=DAY_NS)
+    bad = land(
+        landing_dir, "bigtop_events", bigtop_batch(bigtop_event("x"), {"title": f"for {EMAIL}"}), at_ns=DAY_NS + 1
+    )
+    last = land(landing_dir, "bigtop_events", bigtop_batch(bigtop_event("last")), at_ns=DAY_NS + 2)
+
+    metadata = metadata_of(
+        run_load(bigtop_pushed_events, warehouse, landing_dir, [first, bad, last]), bigtop_pushed_events
+    )
+
+    assert (metadata["files_loaded"], metadata["files_quarantined"], metadata["rows"]) == (2, 1, 4)
+    reason = metadata["quarantined"][bad]
+    assert reason == (
+        "payload does not match the schema: events.1.external_id: Field required; events.1.start_utc: Field required"
+    )
+    assert stored_keys(warehouse, bigtop_pushed_events) == {"many-0", "many-1", "many-2", "last"}
+    with warehouse.engine.connect() as connection:
+        query = sa.select(landing_ledger.c.file_name, landing_ledger.c.rows)
+        ledger = {name: rows for name, rows in connection.execute(query)}
+    assert ledger == {first: 3, last: 1}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_large_batch_keeps_its_peak_memory_below_twice_its_bytes(request, data_dir, landing_dir, backend) -> None:
+    """The loader's memory is bounded by a file's header and the write's chunks, not by the rows of the batch.
+
+    Python's allocations are traced (tracemalloc), not the process's resident set: the figure is the loader's own.
+    """
+    import tracemalloc
+
+    warehouse = backend_warehouse(request, backend, data_dir)
+    description = "Teams of up to six; prizes for the top three; the kitchen stays open until ten. " * 2
+    name = land(
+        landing_dir,
+        "bigtop_events",
+        bigtop_batch(*({**bigtop_event(f"big-{n}"), "description": description} for n in range(20_000))),
+        at_ns=DAY_NS,
+    )
+    size = (landing_dir / "bigtop_events" / name).stat().st_size
+    assert size > loading.STREAM_FILE_BYTES
+    warm = land(landing_dir, "bigtop_events", bigtop_batch(bigtop_event("warm")), at_ns=DAY_NS - 1)
+    run_load(bigtop_pushed_events, warehouse, landing_dir, [warm])  # imports and caches are not the load's
+
+    tracemalloc.start()
+    try:
+        result = run_load(bigtop_pushed_events, warehouse, landing_dir, [name])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert metadata_of(result, bigtop_pushed_events)["inserted"] == 20_000
+    # The goal is 2x the batch's bytes; held as parsed rows, this batch took about 6x.
+    assert peak < 2 * size, (peak, size)
 
 
 @pytest.mark.parametrize(("backend", "poison"), CASES)

@@ -79,6 +79,23 @@ def test_repeated_key_in_one_batch_keeps_the_last_row(warehouse: WarehouseResour
     assert stored(warehouse)["a"]["title"] == "last"
 
 
+def test_rows_stream_from_an_iterator_and_a_repeated_key_still_keeps_its_last_row(warehouse) -> None:
+    warehouse.upsert(table=events, rows=[event("a"), event("b")], key=KEY)
+    # 5 000 rows: several executemany slices (SQLite) and COPY chunks (PostgreSQL); "b" last arrives in a later one.
+    streamed = (
+        event(f"n{i % 4000}", title=f"take {i}") if i % 1000 else event("b", title=f"take {i}") for i in range(5000)
+    )
+    result = warehouse.upsert(table=events, rows=streamed, key=KEY)
+    assert result == UpsertResult(inserted=3996, updated=1)  # n1..n3999 but n1000, n2000, n3000
+    rows = stored(warehouse)
+    assert (len(rows), rows["b"]["title"], rows["n1"]["title"], rows["a"]["title"]) == (
+        3998,
+        "take 4000",
+        "take 4001",
+        "Event a",
+    )
+
+
 def test_text_that_needs_escaping_round_trips(warehouse: WarehouseResource) -> None:
     awkward = "tab\there\nnew line\r\\N back\\slash \\ 'quote' \"dq\" ünïcødé 🎪"
     warehouse.upsert(table=events, rows=[event("a", description=awkward, categories=["a\tb", "c\nd"])], key=KEY)
