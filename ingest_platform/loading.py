@@ -281,7 +281,7 @@ def _write_isolating(
             context.log.warning(f"quarantined {stream}/{parsed.name}: {reason}")
             continue
         loaded_at = datetime.now(UTC)
-        zone.archive(stream, [Loaded(parsed.name, len(parsed.rows), context.run.run_id, loaded_at) for parsed in group])
+        zone.archive(stream, [Loaded(parsed.name, parsed.count, context.run.run_id, loaded_at) for parsed in group])
         written.add(group, result, figures)
 
 

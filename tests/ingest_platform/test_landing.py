@@ -129,7 +129,7 @@ def test_a_streamed_read_keeps_the_items_on_disk_and_reads_them_again_each_time(
     }
     assert list(items) == events
     assert list(items) == events  # a second pass reads the file again
-    LandingZone(tmp_path).archive(STREAM, name)
+    LandingZone(tmp_path).archive(STREAM, loaded(name))
     assert list(items) == events  # and finds it in the archive
 
 
