@@ -8,6 +8,7 @@ import dagster as dg
 
 from ingest_platform.assets import app, bigtop, rtarf, vivenu
 from ingest_platform.jobs.bigtop import bigtop_probe, bigtop_push_to_production_job
+from ingest_platform.jobs.landing import landing_requeue_job
 from ingest_platform.resources.app import AppRollupResource
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
@@ -40,6 +41,7 @@ defs = dg.Definitions(
         bigtop.bigtop_collect_job,
         bigtop_push_to_production_job,
         bigtop_probe,
+        landing_requeue_job,
         *app.app_load_jobs.values(),
         app.app_search_index_job,
         app.app_rollup_job,
