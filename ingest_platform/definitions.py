@@ -21,6 +21,7 @@ from ingest_platform.schedules.bigtop import bigtop_collect_schedule
 from ingest_platform.schedules.rtarf import build_rtarf_sync_schedule
 from ingest_platform.sensors.app import app_landing_sensors, app_rollup_sensor, app_search_automation_sensor
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
+from ingest_platform.sensors.landing import build_landing_metrics_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from ingest_platform.sensors.vivenu import vivenu_event_list_sensor
 
@@ -58,6 +59,7 @@ defs = dg.Definitions(
         rtarf_run_success_sensor,
         rtarf_run_failure_sensor,
         vivenu_event_list_sensor,
+        build_landing_metrics_sensor(rtarf_job_name=rtarf.rtarf_sync_job.name),
     ],
     resources={
         "warehouse": WarehouseResource(),

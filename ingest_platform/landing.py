@@ -32,6 +32,8 @@ LOADED_DIR = "loaded"
 QUARANTINE_DIR = "quarantine"
 REASON_SUFFIX = ".reason"
 REQUEUE_HISTORY = "requeue-history.jsonl"
+# The platform's Prometheus textfile (written by landing_metrics_sensor, served by the webhook app's /metrics).
+PLATFORM_METRICS_FILE = Path(".metrics") / "platform.prom"
 _NAME = re.compile(r"^(\d{20})-[A-Za-z0-9_-]{1,64}\.json$")
 
 
@@ -282,6 +284,87 @@ class LandingZone:
                 )
             )
         return report
+
+
+def platform_metrics_text(
+    statuses: Sequence[StreamStatus],
+    *,
+    last_success: dict[str, float],
+    rtarf_runs: dict[str, int],
+    generated_at: float,
+) -> str:
+    """The platform's series in Prometheus' text format: per stream backlog, oldest age, quarantine and archive;
+    the last successful materialization per source; RTARF sync runs of the window by outcome and their success
+    ratio (absent without runs, so "no data" is not "0 % success")."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    def per_stream(name: str, help_text: str, value) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, help_text, labels=["stream"])
+        for status in statuses:
+            family.add_metric([status.stream], value(status))
+        return family
+
+    families = [
+        per_stream("ingest_platform_inbox_files", "Files waiting in a stream's inbox.", lambda s: s.inbox_files),
+        per_stream(
+            "ingest_platform_oldest_unloaded_age_seconds",
+            "Age of the oldest inbox file by its landing time (0 when the inbox is empty).",
+            lambda s: s.oldest_unloaded_age_seconds or 0.0,
+        ),
+        per_stream(
+            "ingest_platform_quarantined_files", "Files in quarantine/<stream>/.", lambda s: s.quarantined_files
+        ),
+        per_stream("ingest_platform_archive_files", "Files under <stream>/loaded/.", lambda s: s.archive_files),
+        per_stream("ingest_platform_archive_bytes", "Bytes under <stream>/loaded/.", lambda s: s.archive_bytes),
+    ]
+    last = GaugeMetricFamily(
+        "ingest_platform_last_success_timestamp_seconds",
+        "When an asset of the source last materialized (a load or a sync that succeeded), Unix time.",
+        labels=["source"],
+    )
+    for source, timestamp in sorted(last_success.items()):
+        last.add_metric([source], timestamp)
+    runs = GaugeMetricFamily(
+        "ingest_platform_rtarf_sync_runs", "RTARF sync runs that ended in the last 24 h.", labels=["outcome"]
+    )
+    for outcome in ("success", "failure"):
+        runs.add_metric([outcome], rtarf_runs.get(outcome, 0))
+    families += [last, runs]
+    ended = rtarf_runs.get("success", 0) + rtarf_runs.get("failure", 0)
+    if ended:
+        families.append(
+            GaugeMetricFamily(
+                "ingest_platform_rtarf_sync_success_ratio",
+                "Share of the last 24 h's ended RTARF sync runs that succeeded (seed 004: alert below 0.9).",
+                value=rtarf_runs.get("success", 0) / ended,
+            )
+        )
+    families.append(
+        GaugeMetricFamily(
+            "ingest_platform_metrics_generated_timestamp_seconds",
+            "When landing_metrics_sensor wrote this file, Unix time (alert when it is stale).",
+            value=generated_at,
+        )
+    )
+
+    class _Collected:
+        def collect(self):
+            return families
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collected())
+    return generate_latest(registry).decode()
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` by a rename, so a reader sees the old file or the new one, never half of one."""
+    make_private_dirs(path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)
 
 
 def _tree_size(folder: Path) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from webhook_app import access_log, app_intake, bigtop, cors, cron, health, openapi, scheduler
+from webhook_app import access_log, app_intake, bigtop, cors, cron, health, metrics, openapi, scheduler
 from webhook_app.errors import register_error_handlers
 from webhook_app.landing import LandingWriter
 
@@ -37,6 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cron.bp)
     app_intake.init_app(app)
     app.register_blueprint(openapi.bp)
+    metrics.init_app(app)
     return app
 
 
