@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 
 import gunicorn.util
@@ -56,7 +57,17 @@ def prepare_metrics_dir(environ) -> str:
     else:
         folder = tempfile.mkdtemp(prefix="ingest-webhook-metrics-")
         environ[MULTIPROC_ENV] = folder
+        _made_metrics_dirs.append(folder)
     return folder
+
+
+_made_metrics_dirs: list[str] = []
+
+
+def on_exit(server) -> None:
+    # A folder this server made for itself goes with it; one named in the environment is the operator's.
+    for folder in _made_metrics_dirs:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def child_exit(server, worker) -> None:

@@ -61,3 +61,17 @@ def test_every_workers_requests_are_in_every_scrape(served) -> None:
         )
         assert value(text, "webhook_landing_write_seconds_count", stream="bigtop_events") == 3
         assert value(text, "webhook_landed_bytes_total", stream="bigtop_events") > 0
+
+
+def test_without_a_folder_named_the_server_makes_its_own_and_removes_it(tmp_path_factory) -> None:
+    private_tmp = tmp_path_factory.mktemp("t")  # short: gunicorn's control socket lives in TMPDIR too
+    env = {"METRICS_TOKEN": METRICS_TOKEN, "TMPDIR": str(private_tmp), "LANDING_DIR": str(private_tmp / "landing")}
+    with gunicorn("webhook_app:create_app()", env={**env, "PROMETHEUS_MULTIPROC_DIR": ""}, workers=2) as base_url:
+        for _ in range(10):
+            assert httpx.get(base_url + "/health", headers={"Connection": "close"}, timeout=30).status_code == 200
+        [folder] = private_tmp.glob("ingest-webhook-metrics-*")
+        assert list(folder.glob("*.db"))
+        text = scrape(base_url)
+    # The start-up probe's /health requests count too: at least the ten made here, from whichever worker.
+    assert value(text, "webhook_requests_total", method="GET", route="/health", status="200") >= 10
+    assert not folder.exists()
