@@ -8,7 +8,7 @@ import dagster as dg
 
 from ingest_platform.assets import app, bigtop, rtarf, vivenu
 from ingest_platform.jobs.bigtop import bigtop_probe, bigtop_push_to_production_job
-from ingest_platform.jobs.landing import landing_retention_job
+from ingest_platform.jobs.landing import landing_requeue_job, landing_retention_job
 from ingest_platform.resources.app import AppRollupResource
 from ingest_platform.resources.bigtop import BigTopIngestResource
 from ingest_platform.resources.browser import BrowserResource
@@ -23,6 +23,7 @@ from ingest_platform.schedules.landing import landing_retention_schedule
 from ingest_platform.schedules.rtarf import build_rtarf_freshness_policy, build_rtarf_sync_schedule
 from ingest_platform.sensors.app import app_landing_sensors, app_rollup_sensor, app_search_automation_sensor
 from ingest_platform.sensors.bigtop import bigtop_landing_sensor
+from ingest_platform.sensors.landing import build_landing_metrics_sensor
 from ingest_platform.sensors.rtarf import rtarf_run_failure_sensor, rtarf_run_success_sensor
 from ingest_platform.sensors.vivenu import vivenu_event_list_sensor
 
@@ -50,6 +51,7 @@ defs = dg.Definitions(
         bigtop.bigtop_collect_job,
         bigtop_push_to_production_job,
         bigtop_probe,
+        landing_requeue_job,
         *app.app_load_jobs.values(),
         app.app_search_index_job,
         app.app_rollup_job,
@@ -67,6 +69,7 @@ defs = dg.Definitions(
         rtarf_run_success_sensor,
         rtarf_run_failure_sensor,
         vivenu_event_list_sensor,
+        build_landing_metrics_sensor(rtarf_job_name=rtarf.rtarf_sync_job.name),
     ],
     resources={
         "warehouse": WarehouseResource(),

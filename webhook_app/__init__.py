@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from webhook_app import access_log, app_intake, bigtop, cors, cron, health, openapi, receipts, scheduler
+from webhook_app import access_log, app_intake, bigtop, cors, cron, health, metrics, openapi, receipts, scheduler
 from webhook_app.errors import register_error_handlers
 from webhook_app.landing import LandingWriter
 
@@ -38,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app_intake.init_app(app)
     app.register_blueprint(receipts.bp)
     app.register_blueprint(openapi.bp)
+    metrics.init_app(app)
     return app
 
 

@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ingest_limits import IDEMPOTENCY_KEY_CHARS
-from webhook_app import audit
+from webhook_app import audit, metrics
 from webhook_app.app_common import APP_TOKEN, CAMEL_MODEL, Identifier, land_accepted, require_app_token
 from webhook_app.claims import ClaimStore, ClaimStoreUnavailable, claimed_keys
 from webhook_app.client_ip import client_ip_hash, ip_hash_secret
@@ -83,6 +83,7 @@ def ingest_events():
     try:
         kept, claimed = _dedupe(batch.events, ip_hash, store)
     except ClaimStoreUnavailable as error:
+        metrics.claim_store_error("claim")
         log.error("claim store unavailable: %s", error)
         raise ApiError(
             503, "dedup_unavailable", "The dedup store is unavailable; retry later.", headers={"Retry-After": "5"}
@@ -107,6 +108,7 @@ def ingest_events():
         try:
             store.release(claimed)
         except ClaimStoreUnavailable:
+            metrics.claim_store_error("release")
             log.exception("could not give back the claims of request %s", audit.request_id())
         raise
     return jsonify(

@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 from webhook_app.landing import LandingUnavailable
 
 log = logging.getLogger(__name__)
+# Where an error response leaves its code for the metrics (webhook_app/metrics.py), which count it once it is sent.
+ERROR_CODE = "webhook_app.error_code"
 
 
 class ApiError(Exception):
@@ -32,6 +34,7 @@ def error_response(
     status: int, error: str, detail: str, fields: list[dict[str, str]] | None = None, headers=None
 ) -> Response:
     response = jsonify({"error": error, "detail": detail, "fields": fields or []})
+    request.environ[ERROR_CODE] = error
     response.status_code = status
     response.headers.update(headers or {})
     return response

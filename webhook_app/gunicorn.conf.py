@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 
 import gunicorn.util
@@ -16,6 +17,7 @@ from gunicorn.glogging import CONFIG_DEFAULTS, Logger
 # Where the app leaves a request's access-log fields in the WSGI environ (webhook_app/access_log.py); spelled out
 # so the master does not import the app to read its settings.
 ACCESS_FIELDS = "webhook_app.access_fields"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 bind = os.environ.get("WEBHOOK_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("WEBHOOK_WORKERS", "2"))
@@ -39,6 +41,40 @@ def on_starting(server) -> None:
     # The bind is final here (--bind on the command line included); an explicit --control-socket is kept.
     if server.cfg.control_socket == server.cfg.settings["control_socket"].default:
         server.cfg.set("control_socket", per_instance_control_socket(server.cfg.bind))
+    prepare_metrics_dir(os.environ)
+
+
+def prepare_metrics_dir(environ) -> str:
+    """prometheus_client's multiprocess folder (webhook_app/metrics.py): `PROMETHEUS_MULTIPROC_DIR` emptied of a
+    previous server's files, or a fresh private folder when unset. Set in the master, so every worker inherits it
+    before it imports prometheus_client, which picks its storage at import."""
+    folder = environ.get(MULTIPROC_ENV)
+    if folder:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(folder, name))
+    else:
+        folder = tempfile.mkdtemp(prefix="ingest-webhook-metrics-")
+        environ[MULTIPROC_ENV] = folder
+        _made_metrics_dirs.append(folder)
+    return folder
+
+
+_made_metrics_dirs: list[str] = []
+
+
+def on_exit(server) -> None:
+    # A folder this server made for itself goes with it; one named in the environment is the operator's.
+    for folder in _made_metrics_dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def child_exit(server, worker) -> None:
+    # A dead worker's counters stay in the sum; its live gauges (none today) are dropped.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 class RequestIdFilter(logging.Filter):

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +73,8 @@ class LandingWriter:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._directory_syncs: dict[str, DirectorySync] = {}
+        # Told (stream, bytes, seconds) of each durable write; the app's metrics (webhook_app/metrics.py) set it.
+        self.observe: Callable[[str, int, float], None] | None = None
 
     def land(self, *, stream: str, request_id: str, received_at: datetime, payload: Any) -> Path:
         """Write one accepted request; returns its final path only once it is durable.
@@ -91,10 +94,14 @@ class LandingWriter:
         # The envelope's closing brace gives way to the payload member: one document, without re-encoding the payload
         # or copying it into one buffer.
         parts = (envelope[:-1] + b',"payload":', payload_json, b"}")
+        started = time.perf_counter()
         try:
-            return self._write(stream, request_id, parts)
+            path = self._write(stream, request_id, parts)
         except OSError as error:
             raise LandingUnavailable(f"{stream}: {error.strerror or error}") from error
+        if self.observe is not None:
+            self.observe(stream, sum(len(part) for part in parts), time.perf_counter() - started)
+        return path
 
     def _write(self, stream: str, request_id: str, parts: tuple[bytes, ...]) -> Path:
         stream_dir = self.root / stream

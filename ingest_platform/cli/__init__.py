@@ -1,4 +1,4 @@
-"""`ingest-platform`: load the warehouse, push Big Top events, sync Vivenu tickets and RTARF days, search rules."""
+"""`ingest-platform`: load the warehouse, replay landing files, push Big Top events, sync Vivenu and RTARF days."""
 
 import argparse
 import importlib
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 # group named on the command line is imported, so `ingest-platform --help` answers without any of them.
 GROUPS = {
     "db": "create or upgrade the warehouse's tables, or show which schema version it is at",
+    "landing": "the landing zone: per-stream inbox, quarantine and archive; requeue quarantined files",
     "app": "Ingest Service: search rules and crawled items, hash a client IP, send a signed Stripe test event",
     "bigtop": "Big Top: collect the venue's events locally and push them to production",
     "rtarf": "RTARF: sync a day of Elasticsearch events, check the sync schedule's settings",

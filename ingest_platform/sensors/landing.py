@@ -31,7 +31,13 @@ from itertools import groupby
 import dagster as dg
 
 from ingest_platform import settings
-from ingest_platform.landing import landed_day, landed_ns
+from ingest_platform.landing import (
+    PLATFORM_METRICS_FILE,
+    landed_day,
+    landed_ns,
+    platform_metrics_text,
+    write_text_atomically,
+)
 from ingest_platform.partitions import landed_daily
 from ingest_platform.resources.landing import LandingZoneResource
 
@@ -178,6 +184,56 @@ def build_landing_sensor(
         return dg.SensorResult(run_requests=run_requests, cursor=replace(next_cursor, epoch=epoch).serialize())
 
     return _landing_sensor
+
+
+RTARF_WINDOW_SECONDS = 86_400
+
+
+def build_landing_metrics_sensor(*, rtarf_job_name: str, minimum_interval_seconds: int = 60) -> dg.SensorDefinition:
+    """A sensor that writes the platform's Prometheus series to `<LANDING_DIR>/.metrics/platform.prom`.
+
+    A sensor rather than the webhook app, because the figures need the run history (last loads, RTARF runs), which
+    the app may not read; a textfile rather than an endpoint of its own, so Prometheus scrapes one place: the
+    app's `/metrics` appends the file (it may read the landing folder), and node_exporter's textfile collector can
+    read the same folder. It requests no runs.
+    """
+
+    @dg.sensor(
+        name="landing_metrics_sensor",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Writes the platform's Prometheus metrics (landing backlog, quarantine, last loads, RTARF "
+        "success rate) to <LANDING_DIR>/.metrics/platform.prom, which the webhook app's /metrics serves.",
+    )
+    def _landing_metrics_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource) -> dg.SkipReason:
+        zone = landing.zone()
+        now = time.time()
+        last_success: dict[str, float] = {}
+        for record in context.instance.get_asset_records():
+            materialization = record.asset_entry.last_materialization
+            if materialization is not None:
+                source = record.asset_entry.asset_key.path[0]
+                last_success[source] = max(last_success.get(source, 0.0), materialization.timestamp)
+        ended = context.instance.get_run_records(
+            filters=dg.RunsFilter(
+                job_name=rtarf_job_name,
+                statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+                updated_after=datetime.fromtimestamp(now - RTARF_WINDOW_SECONDS, tz=UTC),
+            ),
+            limit=10_000,
+        )
+        succeeded = sum(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in ended)
+        statuses = zone.status(now_ns=int(now * 1e9))
+        text = platform_metrics_text(
+            statuses,
+            last_success=last_success,
+            rtarf_runs={"success": succeeded, "failure": len(ended) - succeeded},
+            generated_at=now,
+        )
+        write_text_atomically(zone.root / PLATFORM_METRICS_FILE, text)
+        return dg.SkipReason(f"wrote {len(statuses)} streams' metrics to {PLATFORM_METRICS_FILE}")
+
+    return _landing_metrics_sensor
 
 
 def _unplaceable(file_name: str, ns: int, *, first_day: str, now_ns: int) -> str | None:

@@ -30,6 +30,7 @@ DEFAULTS_SUIT_DOCKER = {
     "WEBHOOK_WORKERS": "gunicorn.conf.py's 2 workers",
     "WEBHOOK_THREADS": "gunicorn.conf.py's 4 threads",
     "WEBHOOK_CONTROL_SOCKET": "one per bind address by default",
+    "PROMETHEUS_MULTIPROC_DIR": "gunicorn.conf.py makes a fresh private folder when unset",
     "VIVENU_EVENT_LIST": "<data dir>/vivenu/events.txt on the shared volume",
     "VIVENU_BASE_URL": "Vivenu's production API",
     "VIVENU_DEV_BASE_URL": "Vivenu's dev API",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest_platform.landing import LandingFileError, LandingZone, landed_day, landed_ns
+from ingest_platform.landing import LandingFileError, LandingZone, RequeueError, landed_day, landed_ns
 from tests.landing_files import land, loaded
 
 STREAM = "bigtop_events"
@@ -137,3 +137,106 @@ def test_a_streamed_read_keeps_the_items_on_disk_and_reads_them_again_each_time(
 def test_a_streamed_read_leaves_what_is_no_array_as_it_is(tmp_path, events) -> None:
     name = land(tmp_path, STREAM, {"events": events})
     assert LandingZone(tmp_path).read_streamed(STREAM, name, items="payload.events")["payload"] == {"events": events}
+
+
+def _quarantined_three(tmp_path) -> tuple[LandingZone, dict[str, str]]:
+    zone = LandingZone(tmp_path)
+    reasons = {
+        land(tmp_path, STREAM, {}, at_ns=MARCH_1 + 1): "payload does not match the schema: title: Field required",
+        land(tmp_path, STREAM, {}, at_ns=MARCH_1 + 2): "the warehouse refused the rows: events.title: text with a NUL",
+        land(tmp_path, STREAM, {}, at_ns=MARCH_1 + 3): "not valid JSON: Expecting value",
+    }
+    for name, reason in reasons.items():
+        zone.quarantine(STREAM, name, reason)
+    return zone, reasons
+
+
+@pytest.mark.parametrize(
+    ("selector", "taken"),
+    [
+        pytest.param({"names": "second"}, [1], id="by-name"),
+        pytest.param({"every": True}, [0, 1, 2], id="all"),
+        pytest.param({"reason_contains": "WAREHOUSE refused"}, [1], id="reason-case-insensitive"),
+        pytest.param({"reason_contains": "schema"}, [0], id="reason-schema"),
+        pytest.param({"reason_contains": "no such reason"}, [], id="reason-matching-none"),
+    ],
+)
+def test_requeue_moves_the_selected_files_back_to_the_inbox_with_their_reasons_in_the_history(
+    tmp_path, selector: dict, taken: list[int]
+) -> None:
+    zone, reasons = _quarantined_three(tmp_path)
+    names = sorted(reasons)
+    if selector.get("names") == "second":
+        selector = {"names": [names[1]]}
+    chosen = zone.select_quarantined(STREAM, **selector)
+    assert chosen == [names[i] for i in taken]
+
+    entries = zone.requeue(STREAM, chosen, by="test")
+
+    assert zone.pending(STREAM, limit=10) == chosen
+    assert zone.quarantined(STREAM) == [name for name in names if name not in chosen]
+    assert not any((tmp_path / "quarantine" / STREAM / f"{name}.reason").exists() for name in chosen)
+    assert [(entry["name"], entry["reason"], entry["by"]) for entry in zone.requeue_history(STREAM)] == [
+        (name, reasons[name], "test") for name in chosen
+    ]
+    assert entries == zone.requeue_history(STREAM)
+    assert all(entry["quarantined_at"] and entry["requeued_at"] for entry in entries)
+
+
+def test_the_history_keeps_every_requeue_of_a_file_quarantined_again(tmp_path) -> None:
+    zone, reasons = _quarantined_three(tmp_path)
+    name = sorted(reasons)[0]
+    zone.requeue(STREAM, [name], by="first")
+    zone.quarantine(STREAM, name, "still broken")
+    zone.requeue(STREAM, [name], by="second")
+    assert [(entry["reason"], entry["by"]) for entry in zone.requeue_history(STREAM)] == [
+        (reasons[name], "first"),
+        ("still broken", "second"),
+    ]
+    if os.name == "posix":
+        history = tmp_path / "quarantine" / STREAM / "requeue-history.jsonl"
+        assert stat.S_IMODE(history.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        pytest.param({}, id="nothing-named"),
+        pytest.param({"names": ["x.json"], "every": True}, id="names-and-all"),
+        pytest.param({"names": [f"{MARCH_1:020d}-absent.json"]}, id="a-name-not-quarantined"),
+    ],
+)
+def test_a_requeue_that_does_not_name_quarantined_files_moves_nothing(tmp_path, selector: dict) -> None:
+    zone, reasons = _quarantined_three(tmp_path)
+    with pytest.raises(RequeueError):
+        zone.requeue(STREAM, zone.select_quarantined(STREAM, **selector), by="test")
+    assert zone.quarantined(STREAM) == sorted(reasons)
+    assert zone.requeue_history(STREAM) == []
+
+
+def test_status_counts_the_inbox_the_quarantine_by_reason_and_the_archive(tmp_path) -> None:
+    tmp_path = tmp_path / "landing"  # the suite's data dir lives in tmp_path too
+    zone = LandingZone(tmp_path)
+    now_ns = MARCH_2 + 60 * 10**9
+    oldest = land(tmp_path, STREAM, {}, at_ns=MARCH_2)
+    land(tmp_path, STREAM, {}, at_ns=MARCH_2 + 30 * 10**9)
+    archived = [land(tmp_path, STREAM, {"n": n}, at_ns=MARCH_1 - n) for n in range(3)]
+    for name in archived:
+        zone.archive(STREAM, name)
+    for n, reason in enumerate(["bad JSON", "bad JSON", "refused"]):
+        zone.quarantine("app_events", land(tmp_path, "app_events", {}, at_ns=MARCH_1 + n), reason)
+    (tmp_path / ".metrics").mkdir()
+
+    by_stream = {status.stream: status for status in zone.status(now_ns=now_ns)}
+
+    assert sorted(by_stream) == ["app_events", STREAM]
+    bigtop = by_stream[STREAM]
+    assert (bigtop.inbox_files, bigtop.oldest_unloaded_age_seconds) == (2, 60.0)
+    assert zone.pending(STREAM, limit=1) == [oldest]
+    assert (bigtop.archive_files, bigtop.quarantined_files) == (3, 0)
+    archive = tmp_path / STREAM / "loaded" / "2026-03-01"
+    assert bigtop.archive_bytes == sum((archive / name).stat().st_size for name in archived)
+    app = by_stream["app_events"]
+    assert (app.inbox_files, app.oldest_unloaded_age_seconds, app.archive_files) == (0, None, 0)
+    assert app.quarantined_by_reason == {"bad JSON": 2, "refused": 1}
+    assert zone.status(now_ns=now_ns, archive=False)[1].archive_bytes == 0
