@@ -280,7 +280,7 @@ class LandingZone:
             make_private_dirs(target_dir)
             for item in items:
                 self._write_receipt(stream, target_dir, item)
-            _fsync_dir(target_dir)
+            fsync_dir(target_dir)
             for item in items:
                 (self.inbox(stream) / item.name).rename(target_dir / item.name)
 
@@ -390,16 +390,16 @@ class LandingZone:
             file.flush()
             os.fsync(file.fileno())
         if created:
-            _fsync_dir(quarantine_dir)
+            fsync_dir(quarantine_dir)
         inbox = self.inbox(stream)
         make_private_dirs(inbox)
         for entry in entries:
             os.rename(quarantine_dir / entry["name"], inbox / entry["name"])
-        _fsync_dir(inbox)
-        _fsync_dir(quarantine_dir)
+        fsync_dir(inbox)
+        fsync_dir(quarantine_dir)
         for entry in entries:
             (quarantine_dir / f"{entry['name']}{REASON_SUFFIX}").unlink(missing_ok=True)
-        _fsync_dir(quarantine_dir)
+        fsync_dir(quarantine_dir)
         return entries
 
     def requeue_history(self, stream: str) -> list[dict[str, Any]]:
@@ -476,8 +476,16 @@ def platform_metrics_text(
         per_stream(
             "ingest_platform_quarantined_files", "Files in quarantine/<stream>/.", lambda s: s.quarantined_files
         ),
-        per_stream("ingest_platform_archive_files", "Files under <stream>/loaded/.", lambda s: s.archive_files),
-        per_stream("ingest_platform_archive_bytes", "Bytes under <stream>/loaded/.", lambda s: s.archive_bytes),
+        per_stream(
+            "ingest_platform_archive_files",
+            "Landed files archived under <stream>/loaded/ and not yet compacted.",
+            lambda s: s.archive_files,
+        ),
+        per_stream(
+            "ingest_platform_archive_bytes",
+            "Bytes under <stream>/loaded/: archived files, their receipts, compacted days.",
+            lambda s: s.archive_bytes,
+        ),
     ]
     last = GaugeMetricFamily(
         "ingest_platform_last_success_timestamp_seconds",
@@ -538,14 +546,16 @@ def _tree_size(folder: Path) -> tuple[int, int]:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(Path(entry.path))
                     elif entry.is_file(follow_symlinks=False):
-                        files += 1
+                        # Receipts and compacted days take space but are no landed file of their own.
+                        files += landed_ns(entry.name) is not None
                         size += entry.stat(follow_symlinks=False).st_size
         except FileNotFoundError:
             continue
     return files, size
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename into it, a file created or removed) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -35,6 +35,7 @@ from ingest_platform.landing import (
     LOADED_DIR,
     QUARANTINE_DIR,
     RECEIPT_SUFFIX,
+    fsync_dir,
     landed_ns,
     request_id_of,
     split_line,
@@ -116,7 +117,7 @@ def compact_day(archive: Path, day: str, figures: RetentionFigures) -> None:
     # Anything else stays: a receipt without its file yet may be a load's archive step in progress.
     if not os.listdir(day_dir):
         day_dir.rmdir()
-    _fsync_dir(archive)
+    fsync_dir(archive)
 
 
 def _write_compacted(archive: Path, day: str, new: list[str]) -> dict[str, str]:
@@ -175,7 +176,7 @@ def _write_compacted(archive: Path, day: str, new: list[str]) -> dict[str, str]:
     _write_index(temporary_index, rows)
     temporary_index.rename(index)
     temporary.rename(compacted)
-    _fsync_dir(archive)
+    fsync_dir(archive)
     return expected
 
 
@@ -243,7 +244,7 @@ def _delete_compacted(archive: Path, day: str, figures: RetentionFigures) -> Non
             figures.bytes_deleted += path.stat().st_size
             path.unlink()
     figures.days_deleted += 1
-    _fsync_dir(archive)
+    fsync_dir(archive)
 
 
 def _archives(root: Path) -> list[Path]:
@@ -268,11 +269,3 @@ def _is_day(text: str) -> bool:
         return date.fromisoformat(text).isoformat() == text
     except ValueError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

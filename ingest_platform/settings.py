@@ -6,7 +6,7 @@ A folder that already exists is left as its owner set it.
 """
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 PRIVATE_DIR_MODE = 0o700
@@ -47,16 +47,21 @@ def normalize_database_url(url: str) -> str:
 DEFAULT_RECONCILE_MINUTES = 5.0
 
 
+def _non_negative(name: str, parse: Callable[[str], float], default: float | None) -> float | None:
+    """The variable `name` parsed, `default` when it is unset or blank; a negative value is an error naming it."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    number = parse(value)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0, not {value!r}")
+    return number
+
+
 def reconcile_after_minutes() -> float:
     """How long an inbox file may wait before the landing sensors ask for it again whatever their cursor says, and
     the landing checks warn: `LANDING_RECONCILE_MINUTES` (minutes, fractions allowed), else 5."""
-    value = os.environ.get("LANDING_RECONCILE_MINUTES")
-    if not value:
-        return DEFAULT_RECONCILE_MINUTES
-    minutes = float(value)
-    if minutes < 0:
-        raise ValueError(f"LANDING_RECONCILE_MINUTES must be >= 0, not {value!r}")
-    return minutes
+    return _non_negative("LANDING_RECONCILE_MINUTES", float, DEFAULT_RECONCILE_MINUTES)
 
 
 def read_variables(names: Iterable[str]) -> dict[str, str]:
@@ -108,19 +113,9 @@ DEFAULT_COMPACT_AFTER_DAYS = 7
 
 def landing_compact_after_days() -> int:
     """Archived landing days older than this many days are compacted: `LANDING_COMPACT_AFTER_DAYS`, else 7."""
-    value = os.environ.get("LANDING_COMPACT_AFTER_DAYS")
-    days = int(value) if value else DEFAULT_COMPACT_AFTER_DAYS
-    if days < 0:
-        raise ValueError(f"LANDING_COMPACT_AFTER_DAYS must be >= 0, not {value!r}")
-    return days
+    return _non_negative("LANDING_COMPACT_AFTER_DAYS", int, DEFAULT_COMPACT_AFTER_DAYS)
 
 
 def landing_retention_days() -> int | None:
     """Compacted landing days older than this many days are deleted: `LANDING_RETENTION_DAYS`; unset keeps them."""
-    value = os.environ.get("LANDING_RETENTION_DAYS")
-    if not value:
-        return None
-    days = int(value)
-    if days < 0:
-        raise ValueError(f"LANDING_RETENTION_DAYS must be >= 0, not {value!r}")
-    return days
+    return _non_negative("LANDING_RETENTION_DAYS", int, None)

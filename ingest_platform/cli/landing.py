@@ -5,16 +5,18 @@ import sys
 from pathlib import Path
 
 from ingest_platform import settings
+from ingest_platform.cli import GROUPS, add_command
 from ingest_platform.landing import LandingZone, RequeueError
 
 
 def register(groups: argparse._SubParsersAction) -> None:
-    parser = groups.add_parser("landing", help="the landing zone: per-stream status, quarantine replay")
+    parser = add_command(groups, "landing", GROUPS["landing"])
     parser.add_argument("--landing-dir", help="the landing zone (default: LANDING_DIR, else <data dir>/landing)")
     commands = parser.add_subparsers(dest="command", required=True)
-    requeue = commands.add_parser(
+    requeue = add_command(
+        commands,
         "requeue",
-        help="move quarantined files back to the stream's inbox (reasons kept in requeue-history.jsonl); the "
+        "move quarantined files back to the stream's inbox (reasons kept in requeue-history.jsonl); the "
         "landing sensor loads them, and a file once loaded is archived without loading twice",
     )
     requeue.add_argument("stream", help="the landing stream, e.g. bigtop_events")
@@ -24,8 +26,10 @@ def register(groups: argparse._SubParsersAction) -> None:
     chosen.add_argument("--reason-contains", metavar="TEXT", help="files whose reason contains TEXT (any case)")
     requeue.add_argument("--dry-run", action="store_true", help="list the files that would be requeued; move none")
     requeue.set_defaults(handler=_requeue)
-    commands.add_parser(
-        "status", help="per stream: inbox files and the oldest one's age, quarantined files by reason, archive size"
+    add_command(
+        commands,
+        "status",
+        "per stream: inbox files and the oldest one's age, quarantined files by reason, archive size",
     ).set_defaults(handler=_status)
 
 

@@ -222,7 +222,7 @@ def test_status_counts_the_inbox_the_quarantine_by_reason_and_the_archive(tmp_pa
     land(tmp_path, STREAM, {}, at_ns=MARCH_2 + 30 * 10**9)
     archived = [land(tmp_path, STREAM, {"n": n}, at_ns=MARCH_1 - n) for n in range(3)]
     for name in archived:
-        zone.archive(STREAM, name)
+        zone.archive(STREAM, loaded(name))
     for n, reason in enumerate(["bad JSON", "bad JSON", "refused"]):
         zone.quarantine("app_events", land(tmp_path, "app_events", {}, at_ns=MARCH_1 + n), reason)
     (tmp_path / ".metrics").mkdir()
@@ -235,7 +235,9 @@ def test_status_counts_the_inbox_the_quarantine_by_reason_and_the_archive(tmp_pa
     assert zone.pending(STREAM, limit=1) == [oldest]
     assert (bigtop.archive_files, bigtop.quarantined_files) == (3, 0)
     archive = tmp_path / STREAM / "loaded" / "2026-03-01"
-    assert bigtop.archive_bytes == sum((archive / name).stat().st_size for name in archived)
+    # The bytes count each file's receipt beside it too; the files only the landed ones.
+    assert bigtop.archive_bytes == sum(path.stat().st_size for path in archive.iterdir())
+    assert len(list(archive.iterdir())) == 2 * len(archived)
     app = by_stream["app_events"]
     assert (app.inbox_files, app.oldest_unloaded_age_seconds, app.archive_files) == (0, None, 0)
     assert app.quarantined_by_reason == {"bad JSON": 2, "refused": 1}
