@@ -250,7 +250,7 @@ def _write_isolating(
         group = groups.popleft()
         any_rows = any(parsed.count or parsed.streamed for parsed in group)
         try:
-            with warehouse.begin() as connection:
+            with warehouse.begin(write=True) as connection:
                 result, figures = write_rows(connection, _BatchRows(group)) if any_rows else (UpsertResult(), {})
                 # After the write: a streamed file's rows are counted as the write reads them.
                 ledger_rows = [

@@ -48,3 +48,43 @@ def test_an_unknown_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("WAREHOUSE_MIGRATIONS", "sometimes")
     with pytest.raises(ValueError, match="WAREHOUSE_MIGRATIONS='sometimes'"):
         _ = WarehouseResource().migration_mode
+
+
+OTHER_RUNS_WRITE = "INSERT INTO landing_ledger (stream, file_name, rows, run_id) VALUES ('bigtop_events', 'b', 1, 'r')"
+
+
+def _ledger_row(name: str) -> dict[str, object]:
+    return {"stream": "bigtop_events", "file_name": name, "rows": 1, "run_id": "run"}
+
+
+@pytest.mark.parametrize("write", [False, True], ids=["deferred", "write"])
+def test_a_write_transaction_on_sqlite_is_not_failed_by_a_run_that_committed_after_its_read(
+    data_dir: Path, write: bool
+) -> None:
+    """Two load runs on the embedded warehouse: the first reads (as an upsert's merge does), the second commits,
+    then the first writes. Deferred, SQLite fails the first at once ("database is locked", no busy wait); a write
+    transaction holds the lock from its start, so the second waits for it instead."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from ingest_platform.warehouse.tables import landing_ledger
+
+    path = data_dir / "concurrent.sqlite"
+    warehouse = WarehouseResource(database_url=f"sqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with warehouse.begin(write=write) as connection:
+        connection.execute(sa.text("CREATE TEMP TABLE staging (n INTEGER)"))
+        connection.execute(sa.text("INSERT INTO staging VALUES (1)"))
+        connection.execute(sa.select(landing_ledger)).all()
+        if not write:
+            other.execute(OTHER_RUNS_WRITE)
+            with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+                connection.execute(sa.insert(landing_ledger).values(_ledger_row("a")))
+            connection.rollback()
+            return
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            other.execute(OTHER_RUNS_WRITE)
+        connection.execute(sa.insert(landing_ledger).values(_ledger_row("a")))
+    other.execute(OTHER_RUNS_WRITE)
+    assert sorted(other.execute("SELECT file_name FROM landing_ledger").fetchall()) == [("a",), ("b",)]
