@@ -423,7 +423,15 @@ def _check_days(context: dg.AssetCheckExecutionContext, warehouse: WarehouseReso
     return [latest] if latest else []
 
 
-def _offenders(found: list[Any], days: list[date]) -> dg.AssetCheckResult:
+def _offenders(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    find: Callable[["sa.Connection", list[date]], list[Any]],
+) -> dg.AssetCheckResult:
+    """`find`'s offending rows over the days the check covers; the check passes when there are none."""
+    days = _check_days(context, warehouse)
+    with warehouse.engine.connect() as connection:
+        found = find(connection, days)
     return dg.AssetCheckResult(
         passed=not found,
         metadata={
@@ -443,10 +451,11 @@ def view_cap_holds(
 ) -> dg.AssetCheckResult:
     from ingest_platform.app import rollups
 
-    days = _check_days(context, warehouse)
-    with warehouse.engine.connect() as connection:
-        found = rollups.cap_violations(connection, days, view_cap=app_rollup.view_cap)
-    return _offenders(found, days)
+    return _offenders(
+        context,
+        warehouse,
+        lambda connection, days: rollups.cap_violations(connection, days, view_cap=app_rollup.view_cap),
+    )
 
 
 @dg.asset_check(
@@ -458,10 +467,11 @@ def metrics_reconcile_with_events(
 ) -> dg.AssetCheckResult:
     from ingest_platform.app import rollups
 
-    days = _check_days(context, warehouse)
-    with warehouse.engine.connect() as connection:
-        found = rollups.unreconciled_days(connection, days, view_cap=app_rollup.view_cap)
-    return _offenders(found, days)
+    return _offenders(
+        context,
+        warehouse,
+        lambda connection, days: rollups.unreconciled_days(connection, days, view_cap=app_rollup.view_cap),
+    )
 
 
 @dg.asset_check(
@@ -472,10 +482,7 @@ def author_totals_match_rules(
 ) -> dg.AssetCheckResult:
     from ingest_platform.app import rollups
 
-    days = _check_days(context, warehouse)
-    with warehouse.engine.connect() as connection:
-        found = rollups.author_mismatches(connection, days)
-    return _offenders(found, days)
+    return _offenders(context, warehouse, rollups.author_mismatches)
 
 
 @dg.asset_check(
@@ -488,10 +495,11 @@ def donation_totals_match_donations(
 ) -> dg.AssetCheckResult:
     from ingest_platform.app import rollups
 
-    days = _check_days(context, warehouse)
-    with warehouse.engine.connect() as connection:
-        found = rollups.donation_mismatches(connection, max(days)) if days else []
-    return _offenders(found, days)
+    return _offenders(
+        context,
+        warehouse,
+        lambda connection, days: rollups.donation_mismatches(connection, max(days)) if days else [],
+    )
 
 
 @dg.asset_check(
@@ -503,10 +511,9 @@ def board_ranks_are_dense(
 ) -> dg.AssetCheckResult:
     from ingest_platform.app import rollups
 
-    days = _check_days(context, warehouse)
-    with warehouse.engine.connect() as connection:
-        found = rollups.rank_gaps(connection, days, top_n=app_rollup.top_n)
-    return _offenders(found, days)
+    return _offenders(
+        context, warehouse, lambda connection, days: rollups.rank_gaps(connection, days, top_n=app_rollup.top_n)
+    )
 
 
 @dg.asset_check(
